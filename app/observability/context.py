@@ -1,0 +1,71 @@
+"""What the current request or task is, for every log record written while it runs.
+
+One `ContextVar` holds one small object per request (or Celery task), so the log formatter reads
+it with a single lookup instead of touching Flask's globals.
+"""
+
+from __future__ import annotations
+
+from contextvars import ContextVar, Token
+
+
+class RequestContext:
+    __slots__ = (
+        "ip", "method", "path", "request_id", "started", "task_id", "task_name", "user_agent", "user_id",
+    )
+
+    def __init__(
+        self,
+        request_id: str,
+        *,
+        method: str | None = None,
+        path: str | None = None,
+        ip: str | None = None,
+        user_agent: str | None = None,
+        task_id: str | None = None,
+        task_name: str | None = None,
+    ) -> None:
+        self.request_id = request_id
+        self.method = method
+        self.path = path
+        self.ip = ip
+        self.user_agent = user_agent
+        self.user_id: str | None = None
+        self.task_id = task_id
+        self.task_name = task_name
+        self.started = 0.0  # perf_counter() when the request or task began
+
+    def log_fields(self) -> dict[str, object]:
+        fields: dict[str, object] = {"request_id": self.request_id}
+        if self.method is not None:
+            fields["request"] = {
+                "method": self.method,
+                "path": self.path,
+                "ip": self.ip,
+                "user_agent": self.user_agent,
+            }
+        if self.user_id is not None:
+            fields["user_id"] = self.user_id
+        if self.task_id is not None:
+            fields["task"] = {"id": self.task_id, "name": self.task_name}
+        return fields
+
+
+_current: ContextVar[RequestContext | None] = ContextVar("observability_request", default=None)
+
+
+def current() -> RequestContext | None:
+    return _current.get()
+
+
+def activate(ctx: RequestContext) -> Token[RequestContext | None]:
+    return _current.set(ctx)
+
+
+def deactivate(token: Token[RequestContext | None]) -> None:
+    _current.reset(token)
+
+
+def current_request_id() -> str | None:
+    ctx = _current.get()
+    return ctx.request_id if ctx is not None else None

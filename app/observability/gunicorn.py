@@ -1,0 +1,50 @@
+"""gunicorn server hooks; the project's `gunicorn.conf.py` shows the wiring.
+
+The app is preloaded in the master, which wipes the shared metrics directory, serves `/metrics`
+on its own port from a thread (scrapes never take a worker and survive worker restarts), and drops
+a dead worker's live gauges. Each worker starts its per-process parts (trace exporter) after fork.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gunicorn import glogging
+
+from observability import process
+from observability.config import ObservabilityConfig
+from observability.logging import configure_logging
+from observability.metrics import mark_dead, prepare_multiproc_dir
+from observability.web import Observability
+
+
+def _observability(server: Any) -> Observability:
+    return server.app.wsgi().extensions["observability"]
+
+
+def on_starting(server: Any) -> None:
+    prepare_multiproc_dir(_observability(server).config.multiproc_dir)
+
+
+def when_ready(server: Any) -> None:
+    obs = _observability(server)
+    obs.serve_metrics(obs.config.metrics_port)
+
+
+def post_fork(_server: Any, _worker: Any) -> None:
+    process.after_fork()
+
+
+def child_exit(server: Any, worker: Any) -> None:
+    mark_dead(worker.pid, _observability(server).config.multiproc_dir)
+
+
+class JsonLogger(glogging.Logger):
+    """gunicorn's logger with its records routed through the project's JSON handlers."""
+
+    def setup(self, cfg: Any) -> None:
+        super().setup(cfg)
+        configure_logging(ObservabilityConfig.from_env())
+        for logger in (self.error_log, self.access_log):
+            logger.handlers.clear()
+            logger.propagate = True

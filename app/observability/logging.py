@@ -1,0 +1,240 @@
+"""JSON logs: one line per record, through stdlib logging and python-json-logger's orjson formatter.
+
+Every record carries `timestamp` (UTC, ISO-8601), `level`, `logger`, `message`, `service`, the log
+`layer` of the design (`application` with a `category` of business/error/audit, `access`, `system`)
+and, when known, the request context, `user_id`, `request_id`, `trace_id`, `span_id`, task and
+`error` (type, message, stack_trace). Values of fields whose names look secret are redacted.
+
+Lines are written with one `os.write` each, so several processes can share stdout or one file (opened
+with O_APPEND) without interleaving. The file rotates by size under an `flock` shared by the
+processes, so exactly one of them renames it and the others reopen.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import functools
+import json
+import logging
+import os
+import sys
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from pythonjsonlogger.core import RESERVED_ATTRS, merge_record_extra
+from pythonjsonlogger.orjson import OrjsonFormatter
+
+from observability import context
+from observability.config import ObservabilityConfig
+from observability.redaction import Redactor
+
+ACCESS_LOGGER = "observability.access"
+AUDIT_LOGGER = "audit"
+
+# Loggers of libraries and servers: their records form the "system" layer.
+_SYSTEM_PREFIXES = (
+    "gunicorn", "celery", "kombu", "amqp", "sqlalchemy", "werkzeug", "urllib3", "opentelemetry",
+    "observability", "redis", "py.warnings",
+)
+_OWN_FIELDS = frozenset({"timestamp", "level", "logger", "message", "service", "layer", "category"})
+_SKIPPED_ATTRS = frozenset(RESERVED_ATTRS) | {"message", "asctime", "color_message"}
+
+
+@functools.lru_cache(maxsize=512)
+def _layer_of(logger_name: str) -> str:
+    if logger_name == ACCESS_LOGGER:
+        return "access"
+    if logger_name == AUDIT_LOGGER or logger_name.startswith(AUDIT_LOGGER + "."):
+        return "audit"
+    if logger_name.startswith(_SYSTEM_PREFIXES):
+        return "system"
+    return "application"
+
+
+class JsonLogFormatter(OrjsonFormatter):
+    """The project's record shape on top of `OrjsonFormatter`."""
+
+    def __init__(self, config: ObservabilityConfig | None = None) -> None:
+        config = config or ObservabilityConfig()
+        super().__init__(reserved_attrs=sorted(_SKIPPED_ATTRS))
+        self._service = {
+            "name": config.service_name,
+            "version": config.service_version,
+            "environment": config.environment,
+        }
+        self._with_trace_ids = config.tracing_enabled
+        self._redactor = Redactor(config.redact_keys)
+
+    def add_fields(self, log_data: dict[str, Any], record: logging.LogRecord,
+                   message_dict: dict[str, Any]) -> None:
+        layer = _layer_of(record.name)
+        log_data["timestamp"] = datetime.fromtimestamp(record.created, UTC)
+        log_data["level"] = record.levelname
+        log_data["logger"] = record.name
+        log_data["message"] = record.message
+        log_data["service"] = self._service
+        if layer in ("application", "audit"):
+            log_data["layer"] = "application"
+            log_data["category"] = "audit" if layer == "audit" else (
+                "error" if record.levelno >= logging.ERROR else "business")
+        else:
+            log_data["layer"] = layer
+        ctx = context.current()
+        if ctx is not None:
+            log_data.update(ctx.log_fields())
+        if self._with_trace_ids:
+            _add_trace_ids(log_data)
+        extras = merge_record_extra(record, {}, reserved=self._skip_fields)
+        if extras:
+            self._merge_extras(log_data, extras)
+        stack = message_dict.get("exc_info")
+        if stack:
+            log_data["error"] = self._error_fields(record, stack)
+
+    def _merge_extras(self, log_data: dict[str, Any], extras: dict[str, Any]) -> None:
+        for key, value in extras.items():
+            # A caller's extra never overwrites the record's own fields.
+            name = "extra_" + key if key in _OWN_FIELDS else key
+            log_data[name] = self._redactor.field(name, value)
+
+    def _error_fields(self, record: logging.LogRecord, stack: str) -> dict[str, Any]:
+        fields: dict[str, Any] = {"stack_trace": self._redactor.text(stack)}
+        if record.exc_info and record.exc_info[0] is not None:
+            exc_type, exc, _ = record.exc_info
+            fields["type"] = exc_type.__name__
+            fields["message"] = self._redactor.text(str(exc))
+        return fields
+
+    def jsonify_log_record(self, log_data: dict[str, Any]) -> str:
+        try:
+            return orjson.dumps(log_data, default=self.json_default,
+                                option=orjson.OPT_NON_STR_KEYS).decode()
+        except (orjson.JSONEncodeError, TypeError):
+            # orjson refuses integers wider than 64 bits; the record must not be lost for that.
+            return json.dumps(log_data, default=str, ensure_ascii=False)
+
+
+def _add_trace_ids(log_data: dict[str, Any]) -> None:
+    span_context = _get_current_span().get_span_context()
+    if span_context.is_valid:
+        log_data["trace_id"] = format(span_context.trace_id, "032x")
+        log_data["span_id"] = format(span_context.span_id, "016x")
+
+
+def _get_current_span() -> Any:
+    from opentelemetry.trace import get_current_span  # noqa: PLC0415 - keeps tracing optional
+
+    global _get_current_span  # noqa: PLW0603 - bind the import once
+    _get_current_span = get_current_span
+    return get_current_span()
+
+
+class JsonLineHandler(logging.Handler):
+    """Writes each record as one line with a single `os.write` (atomic for O_APPEND files)."""
+
+    def __init__(self, fd: int) -> None:
+        super().__init__()
+        self._fd = fd
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self._write((self.format(record) + "\n").encode())
+        except Exception:
+            self.handleError(record)
+
+    def _write(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            written = os.write(self._fd, view)
+            view = view[written:]
+
+
+class SharedRotatingFileHandler(JsonLineHandler):
+    """An append-only file shared by several processes, rotated by size by exactly one of them."""
+
+    def __init__(self, path: str, max_bytes: int, backups: int) -> None:
+        self._path = path
+        self._max_bytes = max_bytes
+        self._backups = backups
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        super().__init__(self._open())
+
+    def _open(self) -> int:
+        return os.open(self._path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
+
+    def _write(self, data: bytes) -> None:
+        super()._write(data)
+        if os.fstat(self._fd).st_size >= self._max_bytes:
+            self._rotate()
+
+    def _rotate(self) -> None:
+        with open(self._path + ".lock", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                mine = os.fstat(self._fd)
+                try:
+                    current = os.stat(self._path)
+                except FileNotFoundError:
+                    current = None
+                # Another process may have rotated already: then only reopen.
+                if current is not None and current.st_ino == mine.st_ino and mine.st_size >= self._max_bytes:
+                    self._shift_backups()
+                self._reopen()
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    def _shift_backups(self) -> None:
+        for index in range(self._backups - 1, 0, -1):
+            older = f"{self._path}.{index}"
+            if os.path.exists(older):
+                os.replace(older, f"{self._path}.{index + 1}")
+        if self._backups > 0:
+            os.replace(self._path, f"{self._path}.1")
+        else:
+            os.truncate(self._path, 0)
+
+    def _reopen(self) -> None:
+        old = self._fd
+        self._fd = self._open()
+        os.close(old)
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            os.close(self._fd)
+        super().close()
+
+
+def build_handlers(config: ObservabilityConfig) -> list[logging.Handler]:
+    formatter = JsonLogFormatter(config)
+    handlers: list[logging.Handler] = [JsonLineHandler(sys.stdout.fileno())]
+    if config.log_file:
+        handlers.append(SharedRotatingFileHandler(config.log_file, config.log_file_max_bytes,
+                                                  config.log_file_backups))
+    for handler in handlers:
+        handler.setFormatter(formatter)
+    return handlers
+
+
+# Loggers that install handlers of their own; they must reach the root handlers instead.
+_ROUTED_LOGGERS = ("gunicorn.error", "gunicorn.access", "celery", "celery.task", "werkzeug", "flask.app")
+
+
+def configure_logging(config: ObservabilityConfig) -> None:
+    """Routes every logger of the process through the JSON handlers. Safe to call again."""
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+        handler.close()
+    for handler in build_handlers(config):
+        root.addHandler(handler)
+    root.setLevel(config.log_level)
+    for name in _ROUTED_LOGGERS:
+        routed = logging.getLogger(name)
+        routed.handlers.clear()
+        routed.propagate = True
+    # SQLAlchemy's INFO logs statements with their parameters: never at INFO.
+    logging.getLogger("sqlalchemy.engine").setLevel(logging.WARNING)
+    logging.captureWarnings(True)
+
