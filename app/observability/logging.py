@@ -18,7 +18,6 @@ import functools
 import json
 import logging
 import os
-import sys
 from datetime import UTC, datetime
 from typing import Any
 
@@ -208,7 +207,8 @@ class SharedRotatingFileHandler(JsonLineHandler):
 
 def build_handlers(config: ObservabilityConfig) -> list[logging.Handler]:
     formatter = JsonLogFormatter(config)
-    handlers: list[logging.Handler] = [JsonLineHandler(sys.stdout.fileno())]
+    # File descriptor 1, not sys.stdout: Celery and test runners replace sys.stdout with their own objects.
+    handlers: list[logging.Handler] = [JsonLineHandler(1)]
     if config.log_file:
         handlers.append(SharedRotatingFileHandler(config.log_file, config.log_file_max_bytes,
                                                   config.log_file_backups))

@@ -115,7 +115,7 @@ class PostgresServer(_Handle):
 class RedisServer(_Handle):
     """A running Redis at ``url`` (``redis://HOST:PORT/0``).
 
-    It has no persistence: keys do not survive ``stop()``/``start()``, as on a real restart.
+    It has no persistence (no RDB, no AOF): after ``stop()``/``start()`` it is empty.
     """
 
     url: str
@@ -182,15 +182,11 @@ def _wait_ready(
         else:
             time.sleep(0.1)
             continue
-        raise RuntimeError(
-            f"{what} {problem} (last error: {last_error!r})\n--- server log tail ---\n{log_tail()}"
-        )
+        raise RuntimeError(f"{what} {problem} (last error: {last_error!r})\n--- server log tail ---\n{log_tail()}")
 
 
 def _pg_probe(host: str, port: int, password: str, dbname: str) -> Callable[[], object]:
-    conninfo = make_conninfo(
-        host=host, port=port, user=_PG_USER, password=password, dbname=dbname, connect_timeout=2
-    )
+    conninfo = make_conninfo(host=host, port=port, user=_PG_USER, password=password, dbname=dbname, connect_timeout=2)
 
     def probe() -> None:
         with psycopg.connect(conninfo) as conn:
@@ -377,9 +373,7 @@ def _local_postgres(workdir: Path) -> PostgresServer:
 class _LocalPostgres:
     """A PostgreSQL cluster in ``home`` (data dir, log, socket), driven with pg_ctl."""
 
-    def __init__(
-        self, bindir: Path, home: Path, port: int, password: str, owner: pwd.struct_passwd | None
-    ) -> None:
+    def __init__(self, bindir: Path, home: Path, port: int, password: str, owner: pwd.struct_passwd | None) -> None:
         self.port = port
         self.dsn = _pg_dsn(password, _LOOPBACK, port)
         self._bindir = bindir

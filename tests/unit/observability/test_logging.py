@@ -1,0 +1,126 @@
+from __future__ import annotations
+
+import json
+import logging
+import multiprocessing
+import os
+from pathlib import Path
+
+from observability import ObservabilityConfig
+from observability.context import RequestContext, activate, deactivate
+from observability.logging import JsonLogFormatter, SharedRotatingFileHandler, configure_logging
+
+
+def _format(record_logger: str = "service.x", level: int = logging.INFO, msg: str = "hello",
+            extra: dict | None = None, exc_info: object = None, config: ObservabilityConfig | None = None) -> dict:
+    formatter = JsonLogFormatter(config or ObservabilityConfig(tracing_enabled=False))
+    record = logging.getLogger(record_logger).makeRecord(
+        record_logger, level, __file__, 1, msg, (), exc_info, extra=extra)
+    line = formatter.format(record)
+    assert "\n" not in line
+    return json.loads(line)
+
+
+def test_record_has_the_documented_fields() -> None:
+    record = _format()
+    assert record["timestamp"].endswith("+00:00")
+    assert record["level"] == "INFO"
+    assert record["logger"] == "service.x"
+    assert record["message"] == "hello"
+    assert record["service"] == {"name": "episodes-api", "version": "0.1.0", "environment": "development"}
+    assert (record["layer"], record["category"]) == ("application", "business")
+
+
+def test_layers_follow_the_design() -> None:
+    assert _format("observability.access")["layer"] == "access"
+    assert _format("gunicorn.error")["layer"] == "system"
+    assert _format("sqlalchemy.engine")["layer"] == "system"
+    assert (_format("audit")["layer"], _format("audit")["category"]) == ("application", "audit")
+    assert _format("service.api", level=logging.ERROR)["category"] == "error"
+
+
+def test_request_context_is_attached_and_released() -> None:
+    ctx = RequestContext("req-12345678", method="GET", path="/x", ip="10.0.0.1", user_agent="ua")
+    ctx.user_id = "u-7"
+    token = activate(ctx)
+    try:
+        record = _format()
+    finally:
+        deactivate(token)
+    assert record["request_id"] == "req-12345678"
+    assert record["request"] == {"method": "GET", "path": "/x", "ip": "10.0.0.1", "user_agent": "ua"}
+    assert record["user_id"] == "u-7"
+    assert "request_id" not in _format()
+
+
+def test_newlines_in_messages_cannot_forge_lines() -> None:
+    forged = 'x"}\n{"level": "CRITICAL", "message": "forged"}'
+    record = _format(msg=forged)
+    assert record["message"] == forged
+
+
+def test_extras_cannot_overwrite_own_fields() -> None:
+    record = _format(extra={"level": "FAKE", "service": "other", "event": "e"})
+    assert record["level"] == "INFO"
+    assert record["extra_level"] == "FAKE"
+    assert record["service"]["name"] == "episodes-api"
+    assert record["event"] == "e"
+
+
+def test_secret_fields_and_assignments_are_redacted() -> None:
+    try:
+        raise ValueError("login failed: password=hunter2 token: abc.def")
+    except ValueError as error:
+        record = _format(level=logging.ERROR, msg="failed",
+                         extra={"db_password": "hunter2", "headers": {"Authorization": "Bearer xyz"}},
+                         exc_info=(type(error), error, error.__traceback__))
+    text = json.dumps(record)
+    assert "hunter2" not in text and "abc.def" not in text and "xyz" not in text
+    assert record["db_password"] == "[REDACTED]"
+    assert record["error"]["type"] == "ValueError"
+    assert "Traceback" in record["error"]["stack_trace"]
+
+
+def test_integers_wider_than_64_bits_do_not_lose_the_record() -> None:
+    record = _format(extra={"huge": 2**70, "nan": float("nan")})
+    assert record["huge"] == 2**70
+
+
+def _write_lines(path: str, count: int, marker: int) -> None:
+    handler = SharedRotatingFileHandler(path, max_bytes=20_000, backups=50)
+    handler.setFormatter(JsonLogFormatter(ObservabilityConfig(tracing_enabled=False)))
+    logger = logging.Logger(f"writer{marker}")
+    logger.addHandler(handler)
+    for index in range(count):
+        logger.info("line", extra={"writer": marker, "index": index, "padding": "x" * (index % 300)})
+    handler.close()
+
+
+def test_processes_sharing_a_rotating_file_lose_and_interleave_nothing(tmp_path: Path) -> None:
+    path = str(tmp_path / "app.log")
+    context = multiprocessing.get_context("fork")
+    writers = [context.Process(target=_write_lines, args=(path, 400, marker)) for marker in range(4)]
+    for writer in writers:
+        writer.start()
+    for writer in writers:
+        writer.join(30)
+        assert writer.exitcode == 0
+    files = sorted(p for p in os.listdir(tmp_path) if p.startswith("app.log") and not p.endswith(".lock"))
+    assert len(files) > 2, "the file should have rotated"
+    seen = set()
+    for name in files:
+        for line in (tmp_path / name).read_text().splitlines():
+            record = json.loads(line)
+            seen.add((record["writer"], record["index"]))
+    assert seen == {(marker, index) for marker in range(4) for index in range(400)}
+    for name in files:
+        assert os.path.getsize(tmp_path / name) < 20_000 + 2_000  # bounded: at most one line over
+
+
+def test_configure_logging_routes_library_loggers(capfd) -> None:
+    configure_logging(ObservabilityConfig(tracing_enabled=False))
+    logging.getLogger("gunicorn.error").warning("from gunicorn")
+    logging.getLogger("celery").warning("from celery")
+    lines = [json.loads(line) for line in capfd.readouterr().out.splitlines()]
+    assert [(r["logger"], r["layer"]) for r in lines] == [("gunicorn.error", "system"), ("celery", "system")]
+    assert logging.getLogger("sqlalchemy.engine").level == logging.WARNING

@@ -1,0 +1,55 @@
+from __future__ import annotations
+
+import pytest
+from observability.request_id import accept_or_generate
+
+HOSTILE_IDS = [
+    'abc12345\n{"level":"CRITICAL","message":"forged"}',
+    "a" * 10_000,
+    "идентификатор-12345",
+    "short",
+    "",
+    "-leading-dash-1234",
+    "spaces are bad 1234",
+]
+
+
+def test_safe_ids_are_kept() -> None:
+    for value in ("abcd1234", "0f8e2c1a-9b7d-4e3f-8a6b-1c2d3e4f5a6b", "svc:req@2026.11.27-01", "A" * 128):
+        assert accept_or_generate(value) == value
+
+
+@pytest.mark.parametrize("value", HOSTILE_IDS)
+def test_unsafe_ids_are_replaced(value: str) -> None:
+    generated = accept_or_generate(value)
+    assert generated != value
+    assert len(generated) == 32 and all(c in "0123456789abcdef" for c in generated)
+
+
+@pytest.mark.parametrize("value", HOSTILE_IDS)
+def test_hostile_request_ids_get_a_4xx_or_2xx_never_a_500_nor_a_forged_record(demo, log_lines, value) -> None:
+    app, _ = demo
+    response = app.test_client().get("/ok", environ_overrides={"HTTP_X_REQUEST_ID": value})
+    assert response.status_code == 200
+    echoed = response.headers["X-Request-ID"]
+    assert echoed != value and len(echoed) == 32
+    records = log_lines.read()
+    assert [r["event"] for r in records] == ["api_access"]
+    assert records[0]["request_id"] == echoed
+
+
+def test_the_id_is_echoed_and_on_every_record_of_the_request(demo, log_lines) -> None:
+    app, _ = demo
+    response = app.test_client().get("/boom", headers={"X-Request-ID": "trace-me-123"})
+    assert response.headers["X-Request-ID"] == "trace-me-123"
+    assert response.get_json()["request_id"] == "trace-me-123"
+    records = [r for r in log_lines.read() if r["logger"] != "observability.degraded"]
+    assert {r["request_id"] for r in records} == {"trace-me-123"}
+    assert {r["event"] for r in records} == {"unhandled_exception", "api_access"}
+
+
+def test_generated_ids_differ_per_request(demo) -> None:
+    app, _ = demo
+    client = app.test_client()
+    ids = {client.get("/ok").headers["X-Request-ID"] for _ in range(20)}
+    assert len(ids) == 20
