@@ -184,7 +184,7 @@ def register_tasks(celery_app: Celery, config: ObservabilityConfig, redis: Guard
 
 def _register(celery_app: Celery, config: ObservabilityConfig, redis: GuardedRedis, prefix: str, *,
               channel: str, send: Callable[[Alert], None]) -> Task:
-    @celery_app.task(name=f"observability.notify_{channel}", bind=True, acks_late=True,
+    @celery_app.task(name=f"observability.notify_{channel}", bind=True, acks_late=True, shared=False,
                      max_retries=config.notify_max_retries)
     def deliver(self: Task, alert: dict[str, Any]) -> str:
         notice = Alert(**alert)

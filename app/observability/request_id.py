@@ -46,13 +46,14 @@ def init_request_id(app: Flask, tracing_enabled: bool) -> None:
         )
         ctx.started = time.perf_counter()
         g._observability_context_token = context.activate(ctx)
-        if get_current_span is not None:
-            get_current_span().set_attribute(SPAN_ATTRIBUTE, ctx.request_id)
 
     def echo(response: Response) -> Response:
         ctx = context.current()
         if ctx is not None:
             response.headers[HEADER] = ctx.request_id
+            # Here, not in open_context: the Flask instrumentation's span starts in a later hook.
+            if get_current_span is not None:
+                get_current_span().set_attribute(SPAN_ATTRIBUTE, ctx.request_id)
         return response
 
     def close_context(_error: BaseException | None) -> None:

@@ -61,7 +61,14 @@ def instrument_libraries(config: ObservabilityConfig, app: Any = None, engine: A
 
 
 def start_provider(config: ObservabilityConfig, exporter: SpanExporter | None = None) -> TracerProvider:
-    """Creates this process's provider and exporter thread; call once per process, after fork."""
+    """Creates this process's provider and exporter thread; call once per process, after fork.
+
+    A process has one provider: if one is already installed (by a test, or by an application that
+    set up OpenTelemetry itself), it is kept and returned.
+    """
+    installed = trace.get_tracer_provider()
+    if isinstance(installed, TracerProvider):
+        return installed
     resource = Resource.create({
         "service.name": config.service_name,
         "service.version": config.service_version,

@@ -39,7 +39,7 @@ def make_celery(settings: ServiceSettings) -> Celery:
 
 
 def register_tasks(celery_app: Celery, engine: Engine, provider: AssetExtractor, chaos: Chaos) -> None:
-    @celery_app.task(name=EXTRACT_TASK, bind=True, acks_late=True, autoretry_for=(AIProviderError,),
+    @celery_app.task(name=EXTRACT_TASK, bind=True, acks_late=True, shared=False, autoretry_for=(AIProviderError,),
                      retry_backoff=2, retry_backoff_max=60, retry_jitter=True, max_retries=3)
     def extract(self: object, episode_id: int) -> int:
         try:

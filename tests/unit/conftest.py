@@ -61,3 +61,24 @@ class LogLines:
 def log_lines(capfd: pytest.CaptureFixture[str]) -> LogLines:
     capfd.readouterr()
     return LogLines(capfd)
+
+
+@pytest.fixture(scope="session")
+def span_exporter():
+    """The process's one tracer provider, exporting to memory (set before any app starts one)."""
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    trace.set_tracer_provider(provider)
+    return exporter
+
+
+@pytest.fixture
+def spans(span_exporter):
+    span_exporter.clear()
+    return span_exporter

@@ -1,0 +1,42 @@
+"""A real SMTP server (aiosmtpd) on a free loopback port, recording what it receives."""
+
+from __future__ import annotations
+
+import email
+from email.message import Message
+from typing import Any
+
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP, Envelope, Session
+
+from tests.support.services import free_port
+
+
+class _Recorder:
+    def __init__(self) -> None:
+        self.messages: list[Message] = []
+        self.reject_with: str | None = None  # e.g. "451 try later" or "550 no such user"
+
+    async def handle_DATA(self, _server: SMTP, _session: Session, envelope: Envelope) -> str:  # noqa: N802
+        if self.reject_with:
+            return self.reject_with
+        self.messages.append(email.message_from_bytes(envelope.content))
+        return "250 OK"
+
+
+class SmtpSink:
+    def __init__(self) -> None:
+        self.recorder = _Recorder()
+        self.port = free_port()
+        self._controller = Controller(self.recorder, hostname="127.0.0.1", port=self.port)
+
+    def __enter__(self) -> SmtpSink:
+        self._controller.start()
+        return self
+
+    def __exit__(self, *_: Any) -> None:
+        self._controller.stop()
+
+    @property
+    def messages(self) -> list[Message]:
+        return self.recorder.messages

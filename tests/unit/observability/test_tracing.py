@@ -1,0 +1,48 @@
+from __future__ import annotations
+
+import pytest
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON, ParentBased, TraceIdRatioBased
+from opentelemetry.trace import SpanKind
+
+from observability.tracing import build_sampler
+from tests.support.demo_app import build_demo_app
+
+
+def test_samplers_are_built_from_the_standard_names() -> None:
+    assert build_sampler("always_on", "") is ALWAYS_ON
+    assert build_sampler("always_off", "") is ALWAYS_OFF
+    assert isinstance(build_sampler("traceidratio", "0.25"), TraceIdRatioBased)
+    sampler = build_sampler("parentbased_traceidratio", "0.1")
+    assert isinstance(sampler, ParentBased)
+    with pytest.raises(ValueError, match="unsupported"):
+        build_sampler("jaeger_remote", "")
+
+
+@pytest.fixture
+def traced_app(make_config, spans):
+    app, _ = build_demo_app(make_config(tracing_enabled=True))
+    return app
+
+
+def test_request_span_carries_the_request_id_and_logs_carry_the_trace_id(traced_app, spans, log_lines) -> None:
+    response = traced_app.test_client().get("/items/3", headers={"X-Request-ID": "span-req-0001"})
+    assert response.status_code == 200
+    (server,) = [s for s in spans.get_finished_spans() if s.kind is SpanKind.SERVER]
+    assert server.name == "GET /items/<int:item_id>"
+    assert server.attributes["request.id"] == "span-req-0001"
+    (access,) = log_lines.events("api_access")
+    assert access["trace_id"] == format(server.context.trace_id, "032x")
+    assert access["span_id"] == format(server.context.span_id, "016x")
+
+
+def test_probes_are_not_traced(traced_app, spans) -> None:
+    traced_app.test_client().get("/healthz")
+    traced_app.test_client().get("/healthz?verbose=1")
+    assert spans.get_finished_spans() == ()
+
+
+def test_an_inbound_traceparent_joins_the_callers_trace(traced_app, spans) -> None:
+    trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"
+    traced_app.test_client().get("/ok", headers={"traceparent": f"00-{trace_id}-00f067aa0ba902b7-01"})
+    (server,) = spans.get_finished_spans()
+    assert format(server.context.trace_id, "032x") == trace_id
