@@ -30,7 +30,7 @@ class SinkState:
 class _Handler(BaseHTTPRequestHandler):
     server: WebhookSink
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+    def log_message(self, format: str, *args: Any) -> None:
         return  # quiet: tests and the sandbox read /messages instead
 
     def _body(self) -> Any:

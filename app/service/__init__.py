@@ -10,12 +10,12 @@ from typing import Any
 
 from celery import Celery
 from flask import Flask, current_app
-from observability import Observability, ObservabilityConfig, init_observability, process
-from observability.errors import json_error
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from observability import Observability, ObservabilityConfig, init_observability, process
+from observability.errors import json_error
 from service.admin import chaos_blueprint
 from service.ai import AssetExtractor, SimulatedProvider
 from service.api import api

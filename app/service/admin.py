@@ -6,9 +6,9 @@ from dataclasses import asdict
 from typing import Any
 
 from flask import Blueprint, current_app, jsonify, request
-from observability.admin import require_admin_token
 from werkzeug.exceptions import ServiceUnavailable
 
+from observability.admin import require_admin_token
 from service.api import ValidationError
 from service.chaos import ChaosKnobs
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import time
 
-from observability.metrics import AI_CALL_DURATION, AI_CALLS
 from opentelemetry import trace
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from observability.metrics import AI_CALL_DURATION, AI_CALLS
 from service.ai import AIProviderError, AssetExtractor, ExtractedAsset
 from service.db import Asset, Episode
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from observability import init_worker_observability
-
 from service import make_chaos, make_provider
 from service.db import ensure_schema, make_engine
 from service.settings import ServiceSettings

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Flask, abort, request
+
 from observability import Observability, ObservabilityConfig, init_observability
 
 

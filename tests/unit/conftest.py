@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 from flask import Flask
-from observability import Observability, ObservabilityConfig
 
+from observability import Observability, ObservabilityConfig
 from tests.support.demo_app import build_demo_app
 
 

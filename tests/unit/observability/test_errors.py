@@ -1,9 +1,9 @@
 from __future__ import annotations
 
 import pytest
+
 from observability.errors import ErrorReport
 from observability.redaction import Redactor
-
 from tests.support.demo_app import build_demo_app
 
 

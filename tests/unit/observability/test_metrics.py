@@ -1,7 +1,8 @@
 from __future__ import annotations
 
-from observability.metrics import UNMATCHED_ENDPOINT
 from prometheus_client import REGISTRY, generate_latest
+
+from observability.metrics import UNMATCHED_ENDPOINT
 
 
 def _value(name: str, **labels: str) -> float:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import pytest
+
 from observability.request_id import accept_or_generate
 
 HOSTILE_IDS = [

@@ -5,11 +5,12 @@ from __future__ import annotations
 import time
 
 import pytest
-from observability.logging import configure_logging
-from observability.slow_queries import operation_of, watch_engine
 from prometheus_client import REGISTRY
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.exc import OperationalError
+
+from observability.logging import configure_logging
+from observability.slow_queries import operation_of, watch_engine
 
 SECRET = "Sup3r-Secret-Pa55word"
 
