@@ -18,10 +18,12 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import pytest
 
+from tests.support.logs import LogLines
+from tests.support.otlp_sink import OtlpSink
 from tests.support.services import (
     PostgresServer,
     RedisServer,
@@ -68,3 +70,42 @@ def postgres_dsn(postgres: PostgresServer) -> str:
 def redis_url(redis_server: RedisServer) -> str:
     """URL of the session's Redis: ``redis://127.0.0.1:PORT/0``."""
     return redis_server.url
+
+
+@pytest.fixture
+def log_lines(capfd: pytest.CaptureFixture[str]) -> LogLines:
+    """Records this process writes to stdout during the test, parsed (every line must be JSON)."""
+    capfd.readouterr()
+    return LogLines(capfd)
+
+
+@pytest.fixture(scope="session")
+def otlp_sink() -> Iterator[OtlpSink]:
+    """An OTLP/HTTP receiver that collects every span sent to it."""
+    sink = OtlpSink()
+    yield sink
+    sink.shutdown()
+
+
+@pytest.fixture(scope="session")
+def tracer_provider(otlp_sink: OtlpSink) -> Any:
+    """The test process's one tracer provider (a process can have only one): spans go to memory,
+    for unit tests, and synchronously to the OTLP sink, where worker processes send theirs too."""
+    from opentelemetry import trace
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    provider = TracerProvider(resource=Resource.create({"service.name": "episodes-api"}))
+    provider.in_memory = InMemorySpanExporter()
+    provider.add_span_processor(SimpleSpanProcessor(provider.in_memory))
+    provider.add_span_processor(SimpleSpanProcessor(OTLPSpanExporter(endpoint=f"{otlp_sink.endpoint}/v1/traces")))
+    trace.set_tracer_provider(provider)
+    return provider
+
+
+@pytest.fixture(scope="session")
+def span_exporter(tracer_provider: Any) -> Any:
+    return tracer_provider.in_memory

@@ -53,8 +53,10 @@ def instrument_libraries(config: ObservabilityConfig, app: Any = None, engine: A
     """Wires the instrumentations; safe before fork because no provider exists yet."""
     if app is not None:
         FlaskInstrumentor().instrument_app(app, excluded_urls=_excluded_urls(config.access_log_excluded_paths))
-    if engine is not None:
-        SQLAlchemyInstrumentor().instrument(engine=engine, enable_commenter=config.sql_commenter)
+    sqlalchemy = SQLAlchemyInstrumentor()
+    if engine is not None and not sqlalchemy.is_instrumented_by_opentelemetry:
+        # Instruments this engine and wraps create_engine: engines created later are traced too.
+        sqlalchemy.instrument(engine=engine, enable_commenter=config.sql_commenter)
     for instrumentor in (RedisInstrumentor(), RequestsInstrumentor(), CeleryInstrumentor()):
         if not instrumentor.is_instrumented_by_opentelemetry:
             instrumentor.instrument()

@@ -18,7 +18,7 @@ from observability import Observability, ObservabilityConfig, init_observability
 from observability.errors import json_error
 from service.admin import chaos_blueprint
 from service.ai import AssetExtractor, SimulatedProvider
-from service.api import api
+from service.api import RowIdConverter, api
 from service.chaos import Chaos
 from service.db import ensure_schema, make_engine
 from service.health import health
@@ -49,6 +49,7 @@ def make_chaos(obs: Observability, settings: ServiceSettings) -> Chaos:
 def create_app(settings: ServiceSettings | None = None, config: ObservabilityConfig | None = None) -> Flask:
     settings = settings or ServiceSettings.from_env()
     app = Flask("service")
+    app.url_map.converters["id"] = RowIdConverter
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.json.sort_keys = False
     engine = make_engine(settings.database_url)

@@ -10,6 +10,7 @@ from flask import Blueprint, current_app, jsonify, request
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from werkzeug.exceptions import BadGateway, BadRequest, NotFound, ServiceUnavailable
+from werkzeug.routing import IntegerConverter
 
 from service.ai import AIProviderError
 from service.assets import EpisodeNotFoundError, extract_assets, list_assets
@@ -24,6 +25,13 @@ SCRIPT_MAX = 100_000
 PAGE_MAX = 100
 
 api = Blueprint("api", __name__, url_prefix="/api")
+
+
+class RowIdConverter(IntegerConverter):
+    """A positive id that fits the database's integer column; anything larger is a 404, not a 500."""
+
+    def __init__(self, url_map: Any) -> None:
+        super().__init__(url_map, min=1, max=2**31 - 1)
 
 
 class ValidationError(BadRequest):
@@ -107,14 +115,14 @@ def list_episodes() -> Any:
         return jsonify({"episodes": [row.as_dict() for row in rows], "limit": limit, "offset": offset})
 
 
-@api.get("/episodes/<int:episode_id>")
+@api.get("/episodes/<id:episode_id>")
 def get_episode(episode_id: int) -> Any:
     with Session(_services().engine) as session:
         _slow_query_knob(session)
         return jsonify(_episode_or_404(session, episode_id).as_dict(with_script=True))
 
 
-@api.post("/episodes/<int:episode_id>/extract")
+@api.post("/episodes/<id:episode_id>/extract")
 def extract_now(episode_id: int) -> Any:
     services = _services()
     try:
@@ -129,7 +137,7 @@ def extract_now(episode_id: int) -> Any:
     return jsonify({"episode_id": episode_id, "assets": assets})
 
 
-@api.post("/episodes/<int:episode_id>/extract-async")
+@api.post("/episodes/<id:episode_id>/extract-async")
 def extract_later(episode_id: int) -> Any:
     services = _services()
     with Session(services.engine) as session:
@@ -142,7 +150,7 @@ def extract_later(episode_id: int) -> Any:
     return jsonify({"episode_id": episode_id, "task_id": result.id, "status": "queued"}), 202
 
 
-@api.get("/episodes/<int:episode_id>/assets")
+@api.get("/episodes/<id:episode_id>/assets")
 def get_assets(episode_id: int) -> Any:
     with Session(_services().engine) as session:
         _episode_or_404(session, episode_id)

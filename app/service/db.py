@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import DateTime, ForeignKey, String, Text, create_engine, func, text
+import sqlalchemy
+from sqlalchemy import DateTime, ForeignKey, String, Text, func, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -50,7 +51,8 @@ class Asset(Base):
 
 def make_engine(database_url: str) -> Engine:
     # hide_parameters: SQLAlchemy's own error messages must never carry bound values (secrets).
-    return create_engine(database_url, hide_parameters=True, pool_pre_ping=True, pool_size=5,
+    # sqlalchemy.create_engine is looked up at call time: once tracing is on, it is the traced one.
+    return sqlalchemy.create_engine(database_url, hide_parameters=True, pool_pre_ping=True, pool_size=5,
                          max_overflow=5, pool_timeout=5)
 
 

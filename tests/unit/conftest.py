@@ -3,7 +3,6 @@ instrumentation's degraded paths run for real; the database is SQLite."""
 
 from __future__ import annotations
 
-import json
 import socket
 from collections.abc import Callable
 from typing import Any
@@ -40,42 +39,6 @@ def make_config(dead_redis_url: str) -> Callable[..., ObservabilityConfig]:
 @pytest.fixture
 def demo(make_config: Callable[..., ObservabilityConfig]) -> tuple[Flask, Observability]:
     return build_demo_app(make_config())
-
-
-class LogLines:
-    """The JSON lines the process wrote to stdout (file descriptor 1) since the last read."""
-
-    def __init__(self, capfd: pytest.CaptureFixture[str]) -> None:
-        self._capfd = capfd
-
-    def read(self) -> list[dict[str, Any]]:
-        out = self._capfd.readouterr().out
-        lines = [line for line in out.split("\n") if line]
-        return [json.loads(line) for line in lines]  # fails the test on any non-JSON line
-
-    def events(self, event: str) -> list[dict[str, Any]]:
-        return [record for record in self.read() if record.get("event") == event]
-
-
-@pytest.fixture
-def log_lines(capfd: pytest.CaptureFixture[str]) -> LogLines:
-    capfd.readouterr()
-    return LogLines(capfd)
-
-
-@pytest.fixture(scope="session")
-def span_exporter():
-    """The process's one tracer provider, exporting to memory (set before any app starts one)."""
-    from opentelemetry import trace
-    from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-
-    exporter = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    trace.set_tracer_provider(provider)
-    return exporter
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ def test_extraction_spans_nest_under_the_request(make_service, spans) -> None:
     for child in ("load_episode", "ai_call", "save_assets"):
         assert finished[child].parent.span_id == extract.context.span_id
     assert finished["ai_call"].attributes["provider"] == "simulated"
-    server = finished["POST /api/episodes/<int:episode_id>/extract"]
+    server = finished["POST /api/episodes/<id:episode_id>/extract"]
     assert extract.parent.span_id == server.context.span_id
     sql = [s for s in spans.get_finished_spans() if s.attributes.get("db.system") == "sqlite"]
     assert sql, "SQLAlchemy statements must be traced"
