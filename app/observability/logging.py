@@ -1,6 +1,6 @@
 """JSON logs: one line per record, through stdlib logging and python-json-logger's orjson formatter.
 
-Every record carries `timestamp` (UTC, ISO-8601), `level`, `logger`, `message`, `service`, the log
+Every record carries `timestamp` (UTC, ISO-8601), `level`, `logger`, `message`, `service`, `pid`, the log
 `layer` of the design (`application` with a `category` of business/error/audit, `access`, `system`)
 and, when known, the request context, `user_id`, `request_id`, `trace_id`, `span_id`, task and
 `error` (type, message, stack_trace). Values of fields whose names look secret are redacted.
@@ -37,7 +37,7 @@ _SYSTEM_PREFIXES = (
     "gunicorn", "celery", "kombu", "amqp", "sqlalchemy", "werkzeug", "urllib3", "opentelemetry",
     "observability", "redis", "py.warnings",
 )
-_OWN_FIELDS = frozenset({"timestamp", "level", "logger", "message", "service", "layer", "category"})
+_OWN_FIELDS = frozenset({"timestamp", "level", "logger", "message", "service", "pid", "layer", "category"})
 _SKIPPED_ATTRS = frozenset(RESERVED_ATTRS) | {"message", "asctime", "color_message"}
 
 
@@ -74,6 +74,7 @@ class JsonLogFormatter(OrjsonFormatter):
         log_data["logger"] = record.name
         log_data["message"] = record.message
         log_data["service"] = self._service
+        log_data["pid"] = record.process  # several worker processes share one stream
         if layer in ("application", "audit"):
             log_data["layer"] = "application"
             log_data["category"] = "audit" if layer == "audit" else (

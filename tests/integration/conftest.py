@@ -98,7 +98,11 @@ class ServerProcess:
     port: int = 0
 
     def records(self) -> list[dict[str, Any]]:
-        return read_log_file(self.log_path)
+        """Every line the process wrote; a line that is not one JSON object fails the test."""
+        try:
+            return read_log_file(self.log_path)
+        except ValueError as error:
+            raise AssertionError(f"non-JSON output: {error}\n{self.log_path.read_text()[-3000:]}") from None
 
     def wait_for_record(self, predicate: Any, timeout: float = 30.0) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
@@ -132,11 +136,13 @@ def worker(service_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
     """A real Celery worker (prefork pool, two children) on the session's Redis and PostgreSQL."""
     workdir = tmp_path_factory.mktemp("worker")
     metrics_port = free_port()
+    (workdir / "metrics").mkdir()  # prometheus_client writes there from import time on
     env = {**service_env, "WORKER_METRICS_PORT": str(metrics_port),
            "PROMETHEUS_MULTIPROC_DIR": str(workdir / "metrics")}
-    args = [sys.executable, "-m", "celery", "-A", "service.worker:celery_app", "worker", "--pool", "prefork",
-            "--concurrency", "2", "--without-heartbeat", "--without-gossip", "--without-mingle",
-            "--hostname", "itest@%h"]
+    # --quiet (a global option, before the command): no start-up banner, which is not a log record.
+    args = [sys.executable, "-m", "celery", "--quiet", "-A", "service.worker:celery_app", "worker",
+            "--pool", "prefork", "--concurrency", "2", "--without-heartbeat", "--without-gossip",
+            "--without-mingle", "--hostname", "itest@%h"]
     server = ServerProcess(start_process(args, env, workdir / "worker.log"), workdir / "worker.log", metrics_port)
     try:
         server.wait_for_record(lambda r: r["logger"].startswith("celery") and "ready" in r["message"])

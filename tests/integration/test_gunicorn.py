@@ -1,0 +1,105 @@
+"""gunicorn with several workers: metrics merged across workers, served by the master on its own
+loopback port, totals kept when a worker is killed; gunicorn's own records are JSON."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.integration.conftest import ServerProcess, metric_sum, start_process, wait_until
+from tests.support.services import free_port
+
+pytestmark = pytest.mark.integration
+
+
+def _children(pid: int) -> set[int]:
+    children = set()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                children.add(int(entry.name))
+    return children
+
+
+def _listening_addresses(port: int) -> set[str]:
+    """Local addresses with a listening TCP socket on `port` (from /proc/net/tcp, IPv4)."""
+    addresses = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        local, state = line.split()[1], line.split()[3]
+        address, hex_port = local.split(":")
+        if state == "0A" and int(hex_port, 16) == port:
+            addresses.add(".".join(str(int(address[i:i + 2], 16)) for i in (6, 4, 2, 0)))
+    return addresses
+
+
+@pytest.fixture
+def gunicorn(service_env, tmp_path, clean_state) -> Iterator[ServerProcess]:
+    port, metrics_port = free_port(), free_port()
+    (tmp_path / "metrics").mkdir()
+    env = {**service_env, "APP_BIND": f"127.0.0.1:{port}", "METRICS_PORT": str(metrics_port),
+           "WEB_CONCURRENCY": "2", "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics")}
+    args = [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"]
+    server = ServerProcess(start_process(args, env, tmp_path / "gunicorn.log"), tmp_path / "gunicorn.log",
+                           metrics_port, port)
+    try:
+        wait_until(lambda: len(_children(server.process.pid)) == 2, what="two gunicorn workers")
+        wait_until(lambda: _answers(f"http://127.0.0.1:{port}/healthz"), what="gunicorn answering")
+        yield server
+    finally:
+        server.stop()
+
+
+def _answers(url: str) -> bool:
+    try:
+        return requests.get(url, timeout=2).status_code == 200
+    except requests.ConnectionError:
+        return False
+
+
+def _episodes_total(server: ServerProcess) -> float:
+    text = requests.get(f"http://127.0.0.1:{server.metrics_port}/metrics", timeout=5).text
+    return metric_sum(text, "http_requests_total", endpoint="/api/episodes", method="GET", status="200")
+
+
+def test_counts_are_exact_across_workers_and_survive_a_killed_worker(gunicorn) -> None:
+    base = f"http://127.0.0.1:{gunicorn.port}"
+    with ThreadPoolExecutor(4) as pool:  # concurrent clients: a busy sync worker leaves the next to the other
+        statuses = list(pool.map(lambda _: requests.get(f"{base}/api/episodes", timeout=10).status_code, range(60)))
+    assert statuses == [200] * 60
+    assert _episodes_total(gunicorn) == 60
+    served_by = {r["pid"] for r in gunicorn.records() if r.get("event") == "api_access"}
+    assert len(served_by) == 2
+
+    victim = min(_children(gunicorn.process.pid))
+    os.kill(victim, signal.SIGKILL)
+    wait_until(lambda: victim not in _children(gunicorn.process.pid) and len(_children(gunicorn.process.pid)) == 2,
+               what="a replacement worker")
+    wait_until(lambda: _answers(f"{base}/healthz"), what="answering again")
+    for _ in range(25):
+        assert requests.get(f"{base}/api/episodes", timeout=5).status_code == 200
+    assert _episodes_total(gunicorn) == 85
+
+
+def test_metrics_are_served_by_the_master_on_loopback_only(gunicorn) -> None:
+    assert requests.get(f"http://127.0.0.1:{gunicorn.port}/metrics", timeout=5).status_code == 404
+    assert _listening_addresses(gunicorn.metrics_port) == {"127.0.0.1"}
+    text = requests.get(f"http://127.0.0.1:{gunicorn.metrics_port}/metrics", timeout=5).text
+    assert "http_requests_in_flight" in text
+
+
+def test_gunicorn_records_are_json_in_the_system_layer(gunicorn) -> None:
+    records = gunicorn.records()  # fails on any non-JSON line
+    booting = [r for r in records if r["logger"] == "gunicorn.error" and "Booting worker" in r["message"]]
+    assert len(booting) == 2
+    assert all(r["layer"] == "system" for r in booting)
