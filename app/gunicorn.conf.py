@@ -8,6 +8,10 @@ every dead worker leaves counter files that each scrape must read.
 
 import os
 
+# prometheus_client writes there from the moment it is imported, just below.
+if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    os.makedirs(os.environ["PROMETHEUS_MULTIPROC_DIR"], exist_ok=True)
+
 from observability import process
 from observability.gunicorn import child_exit, on_starting, post_fork, when_ready
 

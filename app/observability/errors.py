@@ -26,10 +26,11 @@ from werkzeug.exceptions import HTTPException
 from observability import context
 from observability.admin import require_admin_token
 from observability.degraded import GuardedRedis
+from observability.logging import ERRORS_LOGGER
 from observability.metrics import APP_ERRORS
 from observability.redaction import Redactor
 
-_logger = logging.getLogger("observability.errors")
+_logger = logging.getLogger(ERRORS_LOGGER)
 _BUCKET_SECONDS = 60
 _MESSAGE_MAX = 200
 _VOLATILE = re.compile(

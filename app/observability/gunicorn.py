@@ -23,7 +23,11 @@ def _observability(server: Any) -> Observability:
 
 
 def on_starting(server: Any) -> None:
-    prepare_multiproc_dir(_observability(server).config.multiproc_dir)
+    directory = _observability(server).config.multiproc_dir
+    if not directory:
+        # Without it each worker counts alone and the master would serve its own empty registry.
+        raise RuntimeError("PROMETHEUS_MULTIPROC_DIR must be set before gunicorn starts")
+    prepare_multiproc_dir(directory)
 
 
 def when_ready(server: Any) -> None:

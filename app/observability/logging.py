@@ -30,6 +30,7 @@ from observability.config import ObservabilityConfig
 from observability.redaction import Redactor
 
 ACCESS_LOGGER = "observability.access"
+ERRORS_LOGGER = "observability.errors"  # unhandled exceptions: the application's error layer
 AUDIT_LOGGER = "audit"
 
 # Loggers of libraries and servers: their records form the "system" layer.
@@ -47,6 +48,8 @@ def _layer_of(logger_name: str) -> str:
         return "access"
     if logger_name == AUDIT_LOGGER or logger_name.startswith(AUDIT_LOGGER + "."):
         return "audit"
+    if logger_name == ERRORS_LOGGER:
+        return "application"
     if logger_name.startswith(_SYSTEM_PREFIXES):
         return "system"
     return "application"

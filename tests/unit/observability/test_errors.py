@@ -33,6 +33,7 @@ def test_unhandled_exception_is_logged_once_and_answered_as_json(demo, log_lines
     assert "division" not in response.get_data(as_text=True)  # internals stay in the logs
     (record,) = log_lines.events("unhandled_exception")
     assert record["level"] == "ERROR"
+    assert (record["layer"], record["category"]) == ("application", "error")
     assert record["error"]["type"] == "ZeroDivisionError"
     assert "Traceback" in record["error"]["stack_trace"]
     assert record["fingerprint"]
