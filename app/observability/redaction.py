@@ -17,10 +17,16 @@ class Redactor:
     def __init__(self, secret_words: tuple[str, ...]) -> None:
         self._words = tuple(word.lower() for word in secret_words)
         self._assignment = _assignment_pattern(self._words)
+        self._verdicts: dict[str, bool] = {}  # field names come from code: a small, fixed set
 
     def is_secret_key(self, key: str) -> bool:
-        lowered = key.lower()
-        return any(word in lowered for word in self._words)
+        verdict = self._verdicts.get(key)
+        if verdict is None:
+            lowered = key.lower()
+            verdict = any(word in lowered for word in self._words)
+            if len(self._verdicts) < 4096:
+                self._verdicts[key] = verdict
+        return verdict
 
     def field(self, key: str, value: Any) -> Any:
         """The value to log for `key`: redacted when the name is secret, nested dicts walked."""
