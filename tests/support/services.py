@@ -9,6 +9,9 @@ Two providers, tried in this order:
    ports bound to 127.0.0.1 only, in temporary directories. PostgreSQL refuses to run as root, so
    as root its tools run as the ``postgres`` system user through ``runuser``.
 
+The local provider's servers are the sandbox's (``sandbox.postgres``, ``sandbox.redis_server``),
+so ``make up`` and these tests start PostgreSQL and Redis the same way.
+
 ``provide_postgres``/``provide_redis`` raise ``ServiceUnavailable`` only when neither provider can
 be used at all. A provider that is there but fails to start its server raises ``RuntimeError``
 with the tail of the server log: that is a failure to look at, not a reason to skip.
@@ -25,39 +28,27 @@ import contextlib
 import functools
 import importlib
 import importlib.util
-import os
 import pwd
 import secrets
-import shlex
 import shutil
 import socket
 import subprocess
 import tempfile
-import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
-import psycopg
-import redis
-from psycopg import sql
-from psycopg.conninfo import make_conninfo
-from redis.backoff import NoBackoff
-from redis.retry import Retry
+from sandbox import postgres as pg
+from sandbox import redis_server
+from sandbox.common import LOG_TAIL_LINES, LOOPBACK, MissingToolError, tail, wait_ready
 
 READY_TIMEOUT = 30.0  # seconds a server gets to answer after being started
-_LOG_TAIL_LINES = 40
-_LOOPBACK = "127.0.0.1"
 _PG_IMAGE = "postgres:17-alpine"
 _REDIS_IMAGE = "redis:8-alpine"
-_PG_USER = "app"
-_PG_DB = "app"
 # Durability is worthless for throwaway test data and costs seconds per run.
 _PG_TUNING = {"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"}
-# No RDB snapshots, no AOF: tests start from an empty Redis and a restart empties it again.
-_REDIS_NO_PERSISTENCE = ["--save", "", "--appendonly", "no"]
 
 _T = TypeVar("_T")
 
@@ -69,7 +60,7 @@ class ServiceUnavailable(Exception):  # noqa: N818 - the name is the agreed inte
 def free_port() -> int:
     """Return a TCP port on 127.0.0.1 that nothing listens on right now."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((_LOOPBACK, 0))
+        sock.bind((LOOPBACK, 0))
         return sock.getsockname()[1]
 
 
@@ -157,67 +148,6 @@ def _provide(what: str, docker: Callable[[], _T], local: Callable[[], _T]) -> _T
     raise ServiceUnavailable(f"no {what} for integration tests ({'; '.join(reasons)})")
 
 
-# --- readiness ------------------------------------------------------------------------------
-
-
-def _wait_ready(
-    probe: Callable[[], object],
-    what: str,
-    log_tail: Callable[[], str],
-    exited: Callable[[], bool] = lambda: False,
-    timeout: float = READY_TIMEOUT,
-) -> None:
-    """Call ``probe`` until it succeeds; on timeout or early exit fail with the server log tail."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            probe()
-            return
-        except Exception as exc:  # refused or reset connections are normal while a server boots
-            last_error = exc
-        if exited():
-            problem = "exited while starting"
-        elif time.monotonic() > deadline:
-            problem = f"did not answer within {timeout:.0f}s"
-        else:
-            time.sleep(0.1)
-            continue
-        raise RuntimeError(f"{what} {problem} (last error: {last_error!r})\n--- server log tail ---\n{log_tail()}")
-
-
-def _pg_probe(host: str, port: int, password: str, dbname: str) -> Callable[[], object]:
-    conninfo = make_conninfo(host=host, port=port, user=_PG_USER, password=password, dbname=dbname, connect_timeout=2)
-
-    def probe() -> None:
-        with psycopg.connect(conninfo) as conn:
-            conn.execute("select 1")
-
-    return probe
-
-
-def _redis_probe(host: str, port: int) -> Callable[[], object]:
-    def probe() -> None:
-        # No retries: the wait loop retries, and redis-py's default backoff would slow it down.
-        with redis.Redis(
-            host=host, port=port, socket_timeout=2, socket_connect_timeout=2, retry=Retry(NoBackoff(), 0)
-        ) as client:
-            client.ping()
-
-    return probe
-
-
-def _pg_dsn(password: str, host: str, port: int) -> str:
-    return f"postgresql+psycopg://{_PG_USER}:{password}@{host}:{port}/{_PG_DB}"
-
-
-def _tail(log: Path) -> str:
-    try:
-        lines = log.read_text(errors="replace").splitlines()
-    except OSError as exc:
-        return f"(no log: {exc})"
-    return "\n".join(lines[-_LOG_TAIL_LINES:])
-
-
 # --- provider 1: Docker through testcontainers --------------------------------------------------
 
 
@@ -271,7 +201,7 @@ class _DockerService:
 
     def start(self) -> None:
         self._container.get_wrapped_container().start()
-        _wait_ready(self._probe, self._what, self._log_tail)
+        wait_ready(self._probe, self._what, self._log_tail, timeout=READY_TIMEOUT)
 
     def close(self) -> None:
         if not self._closed:
@@ -279,7 +209,7 @@ class _DockerService:
             self._container.stop()
 
     def _log_tail(self) -> str:
-        logs = self._container.get_wrapped_container().logs(tail=_LOG_TAIL_LINES)
+        logs = self._container.get_wrapped_container().logs(tail=LOG_TAIL_LINES)
         return logs.decode(errors="replace")
 
 
@@ -299,53 +229,24 @@ def _run_container(container: Any, internal_port: int) -> tuple[str, int]:
 def _docker_postgres() -> PostgresServer:
     password = secrets.token_hex(16)
     container = _testcontainers_class("postgres", "PostgresContainer")(
-        _PG_IMAGE, username=_PG_USER, password=password, dbname=_PG_DB, driver="psycopg"
+        _PG_IMAGE, username=pg.USER, password=password, dbname=pg.DATABASE, driver="psycopg"
     )
     tuning = [arg for key, value in _PG_TUNING.items() for arg in ("-c", f"{key}={value}")]
     container.with_command(["postgres", *tuning])
     host, port = _run_container(container, 5432)
-    service = _DockerService(container, _pg_probe(host, port, password, _PG_DB), "PostgreSQL container")
-    return PostgresServer(_pg_dsn(password, host, port), host, port, service)
+    service = _DockerService(container, pg.probe(host, port, password), "PostgreSQL container")
+    return PostgresServer(pg.dsn(password, port, host), host, port, service)
 
 
 def _docker_redis() -> RedisServer:
     container = _testcontainers_class("redis", "RedisContainer")(_REDIS_IMAGE)
-    container.with_command(["redis-server", *_REDIS_NO_PERSISTENCE])
+    container.with_command(["redis-server", *redis_server.NO_PERSISTENCE])
     host, port = _run_container(container, 6379)
-    service = _DockerService(container, _redis_probe(host, port), "Redis container")
+    service = _DockerService(container, redis_server.probe(host, port), "Redis container")
     return RedisServer(f"redis://{host}:{port}/0", host, port, service)
 
 
-# --- provider 2: local PostgreSQL binaries ------------------------------------------------------
-
-
-def _pg_bindir() -> Path:
-    """The directory with initdb, pg_ctl and postgres: from PATH, else the newest Debian install."""
-    candidates = []
-    if on_path := shutil.which("pg_ctl"):
-        candidates.append(Path(on_path).resolve().parent)
-    candidates += sorted(Path("/usr/lib/postgresql").glob("*/bin"), key=_major_version, reverse=True)
-    for bindir in candidates:
-        if all(os.access(bindir / tool, os.X_OK) for tool in ("initdb", "pg_ctl", "postgres")):
-            return bindir
-    raise ServiceUnavailable(
-        "PostgreSQL server binaries (initdb, pg_ctl, postgres) not found; install the package `postgresql`"
-    )
-
-
-def _major_version(bindir: Path) -> int:
-    name = bindir.parent.name
-    return int(name) if name.isdigit() else 0
-
-
-def _pg_system_user() -> pwd.struct_passwd:
-    """The user to run PostgreSQL as when we are root: PostgreSQL refuses to run as root."""
-    if shutil.which("runuser") is None:
-        raise ServiceUnavailable("running as root, and `runuser` is missing to start PostgreSQL as postgres")
-    try:
-        return pwd.getpwnam("postgres")
-    except KeyError:
-        raise ServiceUnavailable("running as root, and there is no `postgres` user to run it as") from None
+# --- provider 2: local PostgreSQL binaries (sandbox.postgres) -----------------------------------
 
 
 def _pg_home(workdir: Path, owner: pwd.struct_passwd | None) -> Path:
@@ -353,146 +254,59 @@ def _pg_home(workdir: Path, owner: pwd.struct_passwd | None) -> Path:
         return Path(tempfile.mkdtemp(prefix="postgres-", dir=workdir))
     # pytest's temp dirs are private to root (mode 0700): the postgres user could not reach a
     # directory inside them, so take one in the world-traversable system temp dir instead.
-    home = Path(tempfile.mkdtemp(prefix="pg-test-"))
-    os.chown(home, owner.pw_uid, owner.pw_gid)
-    return home
+    return pg.make_home(Path(tempfile.mkdtemp(prefix="pg-test-")), owner)
 
 
 def _local_postgres(workdir: Path) -> PostgresServer:
-    bindir = _pg_bindir()
-    owner = _pg_system_user() if os.geteuid() == 0 else None
-    server = _LocalPostgres(bindir, _pg_home(workdir, owner), free_port(), secrets.token_hex(16), owner)
     try:
-        server.create()
+        bindir, owner = pg.find_bindir(), pg.system_user()
+    except MissingToolError as exc:
+        raise ServiceUnavailable(str(exc)) from None
+    cluster = pg.PostgresCluster(bindir, _pg_home(workdir, owner), free_port(), secrets.token_hex(16), owner,
+                                 tuning=_PG_TUNING, timeout=READY_TIMEOUT)
+    server = _LocalPostgres(cluster)
+    try:
+        cluster.create()
     except BaseException:
         server.close()
         raise
-    return PostgresServer(server.dsn, _LOOPBACK, server.port, server)
+    return PostgresServer(cluster.dsn, LOOPBACK, cluster.port, server)
 
 
 class _LocalPostgres:
-    """A PostgreSQL cluster in ``home`` (data dir, log, socket), driven with pg_ctl."""
+    """The handle's backend: a sandbox.postgres cluster, deleted on close()."""
 
-    def __init__(self, bindir: Path, home: Path, port: int, password: str, owner: pwd.struct_passwd | None) -> None:
-        self.port = port
-        self.dsn = _pg_dsn(password, _LOOPBACK, port)
-        self._bindir = bindir
-        self._home = home
-        self._password = password
-        self._data = home / "data"
-        self._log = home / "postgres.log"
-        self._as_owner = ["runuser", "-u", owner.pw_name, "--"] if owner else []
+    def __init__(self, cluster: pg.PostgresCluster) -> None:
+        self._cluster = cluster
         self._closed = False
 
-    def create(self) -> None:
-        """initdb, tune, start, and create the ``app`` database."""
-        self._initdb()
-        self._configure()
-        self.start()
-        self._create_database()
-
     def start(self) -> None:
-        if not self._running():
-            self._pg_ctl("start", "--log", str(self._log), "--wait", "--timeout", str(int(READY_TIMEOUT)))
-        # Probe the `postgres` database: `app` does not exist yet during create().
-        probe = _pg_probe(_LOOPBACK, self.port, self._password, "postgres")
-        _wait_ready(probe, "PostgreSQL", lambda: _tail(self._log))
+        self._cluster.start()
 
     def stop(self) -> None:
-        if self._running():
-            self._pg_ctl("stop", "--mode", "fast", "--wait")
+        self._cluster.stop("fast")
 
     def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        try:
-            if self._data.is_dir() and self._running():
-                # Everything is deleted next, so no shutdown checkpoint is needed.
-                self._pg_ctl("stop", "--mode", "immediate", "--wait")
-        finally:
-            shutil.rmtree(self._home, ignore_errors=True)
-
-    def _initdb(self) -> None:
-        pwfile = self._home / "pwfile"
-        pwfile.write_text(self._password + "\n")  # home is private (0700) to us or to postgres
-        try:
-            self._run(
-                "initdb",
-                f"--pgdata={self._data}",
-                f"--username={_PG_USER}",
-                f"--pwfile={pwfile}",
-                # Password auth over TCP; trust on the socket, which lives in the private home dir.
-                "--auth-host=scram-sha-256",
-                "--auth-local=trust",
-                "--encoding=UTF8",
-                "--locale=C",
-                "--no-sync",
-            )
-        finally:
-            pwfile.unlink()
-
-    def _configure(self) -> None:
-        settings = {
-            "listen_addresses": f"'{_LOOPBACK}'",
-            "port": str(self.port),
-            # Our own socket dir: /var/run/postgresql may be missing or used by a system cluster.
-            "unix_socket_directories": f"'{self._home}'",
-            **_PG_TUNING,
-        }
-        with (self._data / "postgresql.conf").open("a") as conf:
-            conf.write("\n# integration tests\n")
-            conf.writelines(f"{key} = {value}\n" for key, value in settings.items())
-
-    def _create_database(self) -> None:
-        conninfo = make_conninfo(
-            host=_LOOPBACK, port=self.port, user=_PG_USER, password=self._password, dbname="postgres"
-        )
-        with psycopg.connect(conninfo, autocommit=True) as conn:
-            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(_PG_DB)))
-
-    def _running(self) -> bool:
-        status = self._command("pg_ctl", "status", "--pgdata", str(self._data))
-        return status.returncode == 0  # 3: not running (also after a crash), 4: no data dir
-
-    def _pg_ctl(self, action: str, *args: str) -> None:
-        self._run("pg_ctl", action, "--pgdata", str(self._data), *args)
-
-    def _run(self, tool: str, *args: str) -> None:
-        done = self._command(tool, *args)
-        if done.returncode != 0:
-            raise RuntimeError(
-                f"`{shlex.join(done.args)}` failed with exit code {done.returncode}:\n"
-                f"{done.stdout}{done.stderr}\n--- server log tail ---\n{_tail(self._log)}"
-            )
-
-    def _command(self, tool: str, *args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [*self._as_owner, str(self._bindir / tool), *args],
-            # As the postgres user, the caller's cwd (e.g. /root) may be unreadable.
-            cwd=self._home,
-            capture_output=True,
-            text=True,
-            stdin=subprocess.DEVNULL,
-            timeout=READY_TIMEOUT * 3,
-            check=False,
-        )
+        if not self._closed:
+            self._closed = True
+            self._cluster.destroy()
 
 
 # --- provider 2: local Redis binary --------------------------------------------------------------
 
 
 def _local_redis(workdir: Path) -> RedisServer:
-    binary = shutil.which("redis-server")
-    if binary is None:
-        raise ServiceUnavailable("redis-server not found; install the package `redis-server`")
+    try:
+        binary = redis_server.find_binary()
+    except MissingToolError as exc:
+        raise ServiceUnavailable(str(exc)) from None
     server = _LocalRedis(binary, Path(tempfile.mkdtemp(prefix="redis-", dir=workdir)), free_port())
     try:
         server.start()
     except BaseException:
         server.close()
         raise
-    return RedisServer(f"redis://{_LOOPBACK}:{server.port}/0", _LOOPBACK, server.port, server)
+    return RedisServer(f"redis://{LOOPBACK}:{server.port}/0", LOOPBACK, server.port, server)
 
 
 class _LocalRedis:
@@ -517,16 +331,16 @@ class _LocalRedis:
                     stderr=subprocess.STDOUT,
                 )
         proc = self._proc
-        _wait_ready(
-            _redis_probe(_LOOPBACK, self.port),
+        wait_ready(
+            redis_server.probe(LOOPBACK, self.port),
             "Redis",
-            lambda: _tail(self._log),
+            lambda: tail(self._log),
             exited=lambda: proc.poll() is not None,
+            timeout=READY_TIMEOUT,
         )
 
     def _argv(self) -> list[str]:
-        listen = ["--port", str(self.port), "--bind", _LOOPBACK]
-        return [self._binary, *listen, *_REDIS_NO_PERSISTENCE, "--dir", str(self._home)]
+        return redis_server.argv(self._binary, self.port, self._home)
 
     def stop(self) -> None:
         proc, self._proc = self._proc, None

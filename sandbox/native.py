@@ -1,0 +1,172 @@
+"""``up``, ``down`` and ``status`` of the native sandbox: the components of ``sandbox.components``
+as local processes, their state under ``SANDBOX_DIR`` (``.sandbox/``):
+
+    .sandbox/<component>/       working directory (PostgreSQL cluster, Redis dir, metrics dirs)
+    .sandbox/logs/<name>.log    each component's output; app.jsonl is the JSON log of app and worker
+    .sandbox/run/<name>.pid     pid files (PostgreSQL keeps its own in its data directory)
+    .sandbox/endpoints.json     component -> URL, with real credentials (mode 0600), for tests and tools
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+from sandbox.common import log_size, port_in_use, tail, wait_ready
+from sandbox.components import Component, Endpoint, docker_only, later, native
+from sandbox.env import Settings
+
+_NAME_WIDTH = 13
+
+
+def endpoints_file(s: Settings) -> Path:
+    return s.state_dir / "endpoints.json"
+
+
+def up(s: Settings) -> int:
+    """Start every native component that is not running and healthy; 0 when all are."""
+    for directory in (s.state_dir, s.logs_dir, s.state_dir / "run"):
+        directory.mkdir(parents=True, exist_ok=True)
+    timeout = float(s.get("SANDBOX_START_TIMEOUT", "60"))
+    for component in native():
+        if not _bring_up(component, s, timeout):
+            print("The components started before keep running: `make status` shows them, `make down` stops them.",
+                  file=sys.stderr)
+            return 1
+    endpoints = [e for c in native() for e in c.endpoints(s)]
+    _write_private(endpoints_file(s), json.dumps({"mode": "native", **{e.key: e.url for e in endpoints}}, indent=2))
+    _print_summary(s, endpoints)
+    return 0
+
+
+def down(s: Settings) -> int:
+    """Stop every native component that runs, last started first; 0 unless one could not be stopped."""
+    stopped, failed = 0, False
+    for component in reversed(native()):
+        runner = component.runner
+        assert runner is not None  # native() has runners only
+        pid = runner.pid(component.name, s)
+        if pid is None:
+            continue
+        print(f"stopping {component.name} (pid {pid}) ...", end=" ", flush=True)
+        started = time.monotonic()
+        try:
+            how = runner.stop(component.name, s)
+        except Exception as exc:  # report it, and still stop the others
+            print(f"FAILED: {exc}")
+            failed = True
+            continue
+        print(f"stopped in {time.monotonic() - started:.1f}s ({how})")
+        stopped += 1
+    endpoints_file(s).unlink(missing_ok=True)  # nothing answers at those URLs any more
+    if not stopped and not failed:
+        print("Nothing is running.")
+    return 1 if failed else 0
+
+
+def status(s: Settings) -> int:
+    """One line per native component: running or stopped, pid, health."""
+    for component in native():
+        assert component.runner is not None
+        pid = component.runner.pid(component.name, s)
+        if pid is None:
+            print(f"{component.name:<{_NAME_WIDTH}} stopped")
+            continue
+        problem = _health_problem(component, s)
+        health = "healthy" if problem is None else f"unhealthy: {problem}"
+        print(f"{component.name:<{_NAME_WIDTH}} running  pid {pid:<8} {health}")
+    _print_not_native()
+    return 0
+
+
+def _bring_up(component: Component, s: Settings, timeout: float) -> bool:
+    runner = component.runner
+    assert runner is not None
+    pid = runner.pid(component.name, s)
+    if pid is not None:
+        problem = _health_problem(component, s)
+        if problem is None:
+            print(f"{component.name} ... already running (pid {pid})")
+            return True
+        print(f"{component.name} ... running (pid {pid}) but unhealthy ({problem}): restarting")
+        runner.stop(component.name, s)
+    busy = [f"{key}={s[key]}" for key in component.ports if port_in_use(s.port(key))]
+    if busy:
+        print(f"{component.name}: port in use by another program: {', '.join(busy)}; "
+              f"stop that program or choose another port in {s.env_file}", file=sys.stderr)
+        return False
+    return _start(component, s, timeout)
+
+
+def _start(component: Component, s: Settings, timeout: float) -> bool:
+    runner = component.runner
+    assert runner is not None and component.health is not None
+    health = component.health
+    log = runner.log(component.name, s)
+    offset = log_size(log)  # show what this start wrote, not an older run's lines
+
+    def log_tail() -> str:
+        return tail(log, since=offset)
+
+    print(f"starting {component.name} ...", end=" ", flush=True)
+    began = time.monotonic()
+    try:
+        started = runner.start(component.name, s)
+        wait_ready(lambda: health(s), component.name, log_tail, exited=started.exited, timeout=timeout)
+    except Exception as exc:  # any failure ends `up` with the reason and the log, not a traceback
+        print("FAILED")
+        message = str(exc)
+        if "log tail ---" not in message:
+            message += f"\n--- server log tail ---\n{log_tail()}"
+        print(f"{component.name}: {message}\n(whole log: {log})", file=sys.stderr)
+        _stop_quietly(component, s)
+        return False
+    note = f" ({started.note})" if started.note else ""
+    print(f"ready in {time.monotonic() - began:.1f}s{note}")
+    return True
+
+
+def _stop_quietly(component: Component, s: Settings) -> None:
+    """Stop a component that failed to start, so that its port is free for the next attempt."""
+    assert component.runner is not None
+    try:
+        component.runner.stop(component.name, s)
+    except Exception as exc:
+        print(f"{component.name}: could not stop it either: {exc}", file=sys.stderr)
+
+
+def _health_problem(component: Component, s: Settings) -> str | None:
+    assert component.health is not None
+    try:
+        component.health(s)
+    except Exception as exc:  # every way of failing a check means "unhealthy"
+        return f"{type(exc).__name__}: {exc}".splitlines()[0][:200]
+    return None
+
+
+def _print_summary(s: Settings, endpoints: list[Endpoint]) -> None:
+    print("\nThe sandbox runs (native processes, all on 127.0.0.1):")
+    width = max(len(e.label) for e in endpoints)
+    for endpoint in endpoints:
+        print(f"  {endpoint.label:<{width}}  {endpoint.shown}")
+    print(f"Credentials: {s.env_file} (*_PASSWORD, ADMIN_TOKEN); the URLs with them: {endpoints_file(s)}")
+    print(f"Logs: {s.logs_dir}/ (app.jsonl: the JSON records of the app and the worker)")
+    _print_not_native()
+
+
+def _print_not_native() -> None:
+    print(f"Docker only (compose): {', '.join(c.title for c in docker_only())}.")
+    print(f"Natively with a later issue: {', '.join(c.title for c in later())}.")
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write ``path`` readable by its owner only (it holds passwords)."""
+    temporary = path.with_name(f".{path.name}.tmp")
+    temporary.unlink(missing_ok=True)
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as file:
+        file.write(text + "\n")
+    temporary.replace(path)  # readers never see half a file

@@ -1,0 +1,51 @@
+"""`python -m sandbox`: the Docker probe, and down/status with nothing running (no servers needed)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from sandbox.__main__ import docker_reachable, main
+from sandbox.components import COMPONENTS, native
+
+
+def _fake_docker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, script: str) -> None:
+    docker = tmp_path / "bin" / "docker"
+    docker.parent.mkdir()
+    docker.write_text(f"#!/bin/sh\n{script}\n")
+    docker.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{docker.parent}{os.pathsep}{os.environ['PATH']}")  # ours first
+
+
+@pytest.mark.parametrize(("script", "reachable"), [("exit 0", True), ("exit 1", False), ("exec sleep 5", False)])
+def test_docker_is_reachable_only_when_docker_info_succeeds_in_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, script: str, reachable: bool
+) -> None:
+    _fake_docker(tmp_path, monkeypatch, script)
+    assert docker_reachable(timeout=0.5) is reachable
+
+
+def test_no_docker_cli_means_no_docker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))
+    assert not docker_reachable()
+
+
+def test_down_and_status_with_nothing_running(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("SANDBOX_DIR", str(tmp_path / "state"))
+    monkeypatch.setenv("SANDBOX_ENV_FILE", str(tmp_path / ".env"))
+    assert main(["down"]) == 0
+    assert "Nothing is running." in capsys.readouterr().out
+    assert main(["status"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split() for line in lines[: len(native())]] == [[c.name, "stopped"] for c in native()]
+    assert not (tmp_path / ".env").exists()  # only `up` creates it
+
+
+def test_every_component_is_native_docker_only_or_planned() -> None:
+    names = [c.name for c in COMPONENTS]
+    assert len(names) == len(set(names))
+    assert all(c.health is not None for c in native())
+    assert {c.title for c in COMPONENTS if c.docker_only} == {"Filebeat", "Logstash", "Kibana", "Grafana"}
