@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import sys
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -43,14 +45,13 @@ def _listening_addresses(port: int) -> set[str]:
     return addresses
 
 
-@pytest.fixture
-def gunicorn(service_env, tmp_path, clean_state) -> Iterator[ServerProcess]:
+@contextmanager
+def _gunicorn(service_env: dict[str, str], workdir: Path, **extra_env: str) -> Iterator[ServerProcess]:
     port, metrics_port = free_port(), free_port()
-    (tmp_path / "metrics").mkdir()
     env = {**service_env, "APP_BIND": f"127.0.0.1:{port}", "METRICS_PORT": str(metrics_port),
-           "WEB_CONCURRENCY": "2", "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics")}
+           "WEB_CONCURRENCY": "2", "PROMETHEUS_MULTIPROC_DIR": str(workdir / "metrics"), **extra_env}
     args = [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"]
-    server = ServerProcess(start_process(args, env, tmp_path / "gunicorn.log"), tmp_path / "gunicorn.log",
+    server = ServerProcess(start_process(args, env, workdir / "gunicorn.log"), workdir / "gunicorn.log",
                            metrics_port, port)
     try:
         wait_until(lambda: len(_children(server.process.pid)) == 2, what="two gunicorn workers")
@@ -58,6 +59,20 @@ def gunicorn(service_env, tmp_path, clean_state) -> Iterator[ServerProcess]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture
+def gunicorn(service_env, tmp_path, clean_state) -> Iterator[ServerProcess]:
+    with _gunicorn(service_env, tmp_path) as server:
+        yield server
+
+
+@pytest.fixture
+def silent_collector() -> Iterator[str]:
+    """A TCP listener that accepts connections and never answers: the worst collector there is."""
+    listener = socket.create_server(("127.0.0.1", 0), backlog=64)
+    yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+    listener.close()
 
 
 def _answers(url: str) -> bool:
@@ -96,6 +111,27 @@ def test_metrics_are_served_by_the_master_on_loopback_only(gunicorn) -> None:
     assert _listening_addresses(gunicorn.metrics_port) == {"127.0.0.1"}
     text = requests.get(f"http://127.0.0.1:{gunicorn.metrics_port}/metrics", timeout=5).text
     assert "http_requests_in_flight" in text
+
+
+def test_a_stuck_collector_neither_fails_nor_holds_requests(service_env, tmp_path, clean_state,
+                                                           silent_collector) -> None:
+    # Exports wait up to 10 s for this collector, and spans pile up every 50 ms: requests must not care.
+    with _gunicorn(service_env, tmp_path, OTEL_EXPORTER_OTLP_ENDPOINT=silent_collector,
+                   OTEL_EXPORTER_OTLP_TIMEOUT="10", OTEL_BSP_SCHEDULE_DELAY="50") as server:
+        for _ in range(40):
+            response = requests.get(f"http://127.0.0.1:{server.port}/api/episodes", timeout=2)
+            assert response.status_code == 200
+
+
+@pytest.mark.parametrize(("headers", "path"), [
+    ({"X-Big": "x" * 10_000}, "/api/episodes"),  # over limit_request_field_size
+    ({f"X-H{i}": "1" for i in range(150)}, "/api/episodes"),  # over limit_request_fields
+    ({}, "/api/episodes?" + "q" * 6000),  # over limit_request_line
+])
+def test_oversized_requests_are_refused_with_a_4xx(gunicorn, headers, path) -> None:
+    response = requests.get(f"http://127.0.0.1:{gunicorn.port}{path}", headers=headers, timeout=5)
+    assert 400 <= response.status_code < 500
+    assert requests.get(f"http://127.0.0.1:{gunicorn.port}/healthz", timeout=5).status_code == 200
 
 
 def test_gunicorn_records_are_json_in_the_system_layer(gunicorn) -> None:
