@@ -2,7 +2,7 @@
 process environment (as with docker compose, a variable set in the shell wins over the file).
 
 ``.env`` is created from ``.env.example`` on the first ``up``, with every empty ``*_PASSWORD`` and
-``*_TOKEN`` filled with a fresh random secret, mode 0600; an existing ``.env`` is never written.
+``*_TOKEN`` and ``*_KEY`` filled with a fresh random secret, mode 0600; an existing ``.env`` is never written.
 ``SANDBOX_ENV_FILE``, read from the environment only, names another ``.env`` (tests use it, with
 ``SANDBOX_DIR`` and the ports, to run a sandbox of their own beside the user's).
 """
@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-SECRET_SUFFIXES = ("_PASSWORD", "_TOKEN")
-_EMPTY_SECRET = re.compile(r"^(?P<key>[A-Z][A-Z0-9_]*(?:_PASSWORD|_TOKEN))=[ \t]*$", re.MULTILINE)
+SECRET_SUFFIXES = ("_PASSWORD", "_TOKEN", "_KEY")
+_EMPTY_SECRET = re.compile(r"^(?P<key>[A-Z][A-Z0-9_]*(?:_PASSWORD|_TOKEN|_KEY))=[ \t]*$", re.MULTILINE)
 
 
 def new_secret() -> str:
