@@ -8,8 +8,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 UV_VERSION := $(shell sed -n 's/^UV_VERSION=//p' .env.example)
 PYTEST := $(BIN)/python -m pytest
+# The pinned Go programs the tests and the native sandbox use (tools/build.sh; cached outside the repo).
+GO_TOOLS := prometheus promtool promql-names alertmanager amtool compose-check
 
-.PHONY: help up down status test test-unit test-integration lint lock clean
+.PHONY: help up down status ps logs doctor test test-unit test-integration lint check tools dashboards lock clean
 
 help: ## Show this list
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -25,7 +27,7 @@ $(VENV)/.synced: requirements-dev.lock pyproject.toml
 
 venv: $(VENV)/.synced
 
-up: venv ## Start the sandbox (native processes when no Docker engine is reachable) and print its URLs
+up: venv ## Start the sandbox (the compose stack with a Docker engine, native processes without) and print its URLs
 	@$(BIN)/python -m sandbox up
 
 down: venv ## Stop everything `make up` started
@@ -34,14 +36,33 @@ down: venv ## Stop everything `make up` started
 status: venv ## Show what the sandbox is running
 	@$(BIN)/python -m sandbox status
 
-test: lint ## Everything runnable on this machine: lint, unit and integration tests
+ps: venv ## The same as status: compose services with their health (native: the processes)
+	@$(BIN)/python -m sandbox ps
+
+logs: venv ## Follow the sandbox's logs; SERVICE=name for one service (compose) or component (native)
+	@$(BIN)/python -m sandbox logs $(SERVICE)
+
+doctor: venv ## Check what `make up` needs: Docker engine, compose v2, vm.max_map_count, memory, free ports
+	@$(BIN)/python -m sandbox doctor
+
+test: lint tools ## Everything runnable on this machine: lint, static checks, unit, integration and e2e tests
 	@$(PYTEST) tests
 
 test-unit: venv ## Unit tests only (no external services)
 	@$(PYTEST) tests/unit
 
-test-integration: venv ## Integration tests against real PostgreSQL, Redis, Celery and gunicorn
+test-integration: venv tools ## Integration tests against real PostgreSQL, Redis, Celery, gunicorn, Alertmanager
 	@$(PYTEST) tests/integration
+
+check: venv tools ## Static checks of the stack: compose, Prometheus rules (promtool), Alertmanager (amtool), ELK, Grafana
+	@$(PYTEST) tests/static
+
+tools: ## Build the pinned Go tools (Prometheus, promtool, Alertmanager, amtool, checkers) into ~/.cache
+	@tools/build.sh $(GO_TOOLS) || { status=$$?; if [ $$status -eq 3 ] && [ "$${CI:-}" != true ]; then \
+		echo "==> no Go: the tests that need these tools skip"; else exit $$status; fi; }
+
+dashboards: venv ## Regenerate grafana/dashboards from grafana/build_dashboards.py
+	@$(BIN)/python grafana/build_dashboards.py
 
 lint: venv ## ruff
 	@$(BIN)/ruff check .

@@ -1,19 +1,22 @@
-"""``python -m sandbox up|down|status`` (what ``make up``, ``make down`` and ``make status`` run).
+"""``python -m sandbox up|down|status|ps|logs|doctor`` (what ``make up``, ``make down``, ... run).
 
-``up`` creates ``.env`` with fresh secrets on first use, then starts the sandbox. The compose stack
-arrives with a later issue: until then the sandbox runs as native processes (``sandbox.native``),
-with or without a Docker engine.
+``up`` creates ``.env`` with fresh secrets on first use, then starts the compose stack
+(``sandbox.compose``) when a Docker engine and the compose plugin answer, and native processes
+(``sandbox.native``) otherwise. The other commands act on the mode that ``up`` chose, as recorded in
+``.sandbox/endpoints.json``; with no record, on compose when an engine answers, else native.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import shutil
 import subprocess
 import sys
 
-from sandbox import native
-from sandbox.env import ROOT, create_env_file, env_file_path, load_settings
+from sandbox import compose, doctor, native
+from sandbox.env import ROOT, Settings, create_env_file, env_file_path, load_settings
 
 
 def docker_reachable(timeout: float = 5.0) -> bool:
@@ -29,6 +32,33 @@ def docker_reachable(timeout: float = 5.0) -> bool:
     return info.returncode == 0
 
 
+def compose_usable() -> bool:
+    """A Docker engine answers and the compose plugin is recent enough; says why not when it is not."""
+    if not docker_reachable():
+        print("No Docker engine is reachable: starting native processes.")
+        return False
+    version = compose.compose_version()
+    if version is None or version < compose.MIN_COMPOSE_VERSION:
+        found = "missing" if version is None else ".".join(map(str, version))
+        wanted = ".".join(map(str, compose.MIN_COMPOSE_VERSION))
+        print(f"A Docker engine is reachable, but the compose plugin is {found} ({wanted} or newer needed): "
+              "starting native processes. `make doctor` says more.")
+        return False
+    return True
+
+
+def recorded_mode(s: Settings) -> str | None:
+    """The mode of the running sandbox, from endpoints.json (None when nothing was started)."""
+    try:
+        return json.loads(native.endpoints_file(s).read_text()).get("mode")
+    except (OSError, ValueError):
+        return None
+
+
+def current_mode(s: Settings) -> str:
+    return recorded_mode(s) or ("compose" if docker_reachable() else "native")
+
+
 def up() -> int:
     env_file = env_file_path()
     if create_env_file(ROOT / ".env.example", env_file):
@@ -38,23 +68,40 @@ def up() -> int:
         print(f"{env_file} has no value for {', '.join(missing)}: set one (or delete the file to have it "
               "created again with fresh secrets).", file=sys.stderr)
         return 2
-    if docker_reachable():
-        print("A Docker engine is reachable, but the compose stack arrives with a later issue: "
-              "starting native processes.")
-    else:
-        print("No Docker engine is reachable: starting native processes.")
-    return native.up(settings)
+    if recorded_mode(settings) == "native" or not compose_usable():
+        return native.up(settings)
+    return compose.up(settings)
+
+
+def logs(s: Settings, service: str | None) -> int:
+    if current_mode(s) == "compose":
+        command = compose.compose_command(s, "logs", "--follow", "--tail", "100", *([service] if service else []))
+        return subprocess.run(command, check=False).returncode  # noqa: S603 - our own argv
+    files = sorted(s.logs_dir.glob(f"{service or '*'}.log")) + ([] if service else [s.logs_dir / "app.jsonl"])
+    existing = [str(f) for f in files if f.exists()]
+    if not existing:
+        print(f"No logs under {s.logs_dir} yet: `make up` first.", file=sys.stderr)
+        return 1
+    os.execvp("tail", ["tail", "-n", "40", "-F", *existing])  # noqa: S606, S607 - replaces this process, as `make logs` expects
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m sandbox", description="The local sandbox of the service.")
-    parser.add_argument("command", choices=("up", "down", "status"))
-    command = parser.parse_args(argv).command
+    parser.add_argument("command", choices=("up", "down", "status", "ps", "logs", "doctor"))
+    parser.add_argument("service", nargs="?", help="logs: only this service (compose) or component (native)")
+    args = parser.parse_args(argv)
     sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]  # progress before errors, even in a pipe
-    if command == "up":
+    if args.command == "up":
         return up()
     settings = load_settings()
-    return native.down(settings) if command == "down" else native.status(settings)
+    if args.command == "doctor":
+        return doctor.main(settings)
+    if args.command == "logs":
+        return logs(settings, args.service)
+    mode = current_mode(settings)
+    if args.command == "down":
+        return compose.down(settings) if mode == "compose" else native.down(settings)
+    return compose.status(settings) if mode == "compose" else native.status(settings)
 
 
 if __name__ == "__main__":

@@ -72,18 +72,18 @@ def redis_url(s: Settings, db: int) -> str:
     return f"redis://:{quote(s['REDIS_PASSWORD'], safe='')}@{LOOPBACK}:{s.port('REDIS_PORT')}/{db}"
 
 
-def _masked(url: str, password: str) -> str:
+def masked(url: str, password: str) -> str:
     return url.replace(f":{quote(password, safe='')}@", ":***@", 1)
 
 
 def _postgres_endpoints(s: Settings) -> list[Endpoint]:
     url = pg.dsn(s["POSTGRES_PASSWORD"], s.port("POSTGRES_PORT"), scheme="postgresql")  # libpq's form: psql takes it
-    return [Endpoint("postgres", "postgres", url, _masked(url, s["POSTGRES_PASSWORD"]))]
+    return [Endpoint("postgres", "postgres", url, masked(url, s["POSTGRES_PASSWORD"]))]
 
 
 def _redis_endpoints(s: Settings) -> list[Endpoint]:
     url = redis_url(s, 0)
-    return [Endpoint("redis", "redis", url, _masked(url, s["REDIS_PASSWORD"]))]
+    return [Endpoint("redis", "redis", url, masked(url, s["REDIS_PASSWORD"]))]
 
 
 def _sink_endpoints(s: Settings) -> list[Endpoint]:

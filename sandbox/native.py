@@ -37,7 +37,7 @@ def up(s: Settings) -> int:
                   file=sys.stderr)
             return 1
     endpoints = [e for c in native() for e in c.endpoints(s)]
-    _write_private(endpoints_file(s), json.dumps({"mode": "native", **{e.key: e.url for e in endpoints}}, indent=2))
+    write_private(endpoints_file(s), json.dumps({"mode": "native", **{e.key: e.url for e in endpoints}}, indent=2))
     _print_summary(s, endpoints)
     return 0
 
@@ -162,7 +162,7 @@ def _print_not_native() -> None:
     print(f"Natively with a later issue: {', '.join(c.title for c in later())}.")
 
 
-def _write_private(path: Path, text: str) -> None:
+def write_private(path: Path, text: str) -> None:
     """Write ``path`` readable by its owner only (it holds passwords)."""
     temporary = path.with_name(f".{path.name}.tmp")
     temporary.unlink(missing_ok=True)

@@ -1,0 +1,202 @@
+"""``python -m sandbox doctor`` (``make doctor``): what ``make up`` will need, checked before it runs.
+
+With a Docker engine: the engine answers, the compose plugin is v2 and recent enough,
+``vm.max_map_count`` is high enough for Elasticsearch, memory fits the stack's budget, and the ports
+docker-compose.yml publishes are free. Without one: the programs of the native sandbox are installed
+and its ports are free. Every check prints one line; the exit code is 1 when a check failed (``make
+up`` would fail), 0 otherwise (warnings included).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from sandbox import compose, redis_server
+from sandbox import postgres as pg
+from sandbox.common import MissingToolError, port_in_use
+from sandbox.components import native
+from sandbox.env import Settings
+from sandbox.native import endpoints_file
+
+# Elasticsearch maps its index files: below this many mappings it fails under load (its bootstrap check).
+MIN_MAX_MAP_COUNT = 262_144
+# The most the memory limits of docker-compose.yml may add up to (a static test holds them to it):
+# what a laptop with 8 GB can give Docker.
+COMPOSE_MEMORY_BUDGET_MIB = 7_168
+# Engine 25 (API 1.44) is the first to honour healthcheck.start_interval.
+MIN_ENGINE_MAJOR = 25
+_MIB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    verdict: str  # "ok", "warn" or "fail"
+    detail: str
+
+
+def _ok(name: str, detail: str) -> Check:
+    return Check(name, "ok", detail)
+
+
+def _warn(name: str, detail: str) -> Check:
+    return Check(name, "warn", detail)
+
+
+def _fail(name: str, detail: str) -> Check:
+    return Check(name, "fail", detail)
+
+
+def engine_version(timeout: float = 5.0) -> str | None:
+    """The Docker engine's version, or None when no engine answers (or there is no docker CLI)."""
+    if shutil.which("docker") is None:
+        return None
+    try:
+        # The docker CLI from PATH, as a user would run it.
+        done = subprocess.run(["docker", "version", "--format", "{{.Server.Version}}"],  # noqa: S607
+                              capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=timeout, check=False)
+    except subprocess.TimeoutExpired:
+        return None
+    version = done.stdout.strip()
+    return version if done.returncode == 0 and version else None
+
+
+def check_engine(version: str | None, cli_present: bool | None = None) -> Check:
+    """``cli_present``: whether a docker CLI is on PATH (looked up when None)."""
+    if cli_present is None:
+        cli_present = shutil.which("docker") is not None
+    if not cli_present:
+        return _warn("docker engine", "no docker CLI: `make up` runs native processes (no Elastic stack, no Grafana)")
+    if version is None:
+        return _warn("docker engine", "no engine answers `docker version`: `make up` runs native processes "
+                     "(start Docker, or check that your user may use its socket, for the compose stack)")
+    major = re.match(r"\d+", version)
+    if major is None or int(major[0]) < MIN_ENGINE_MAJOR:
+        return _fail("docker engine", f"{version}: the compose stack needs engine {MIN_ENGINE_MAJOR} or newer "
+                     "(healthcheck start_interval)")
+    return _ok("docker engine", version)
+
+
+def check_compose(version: tuple[int, int, int] | None) -> Check:
+    wanted = ".".join(map(str, compose.MIN_COMPOSE_VERSION))
+    if version is None:
+        return _fail("docker compose", f"`docker compose` (the v2 plugin) is missing: install it ({wanted} or newer)")
+    shown = ".".join(map(str, version))
+    if version < compose.MIN_COMPOSE_VERSION:
+        return _fail("docker compose", f"{shown}: {wanted} or newer is needed")
+    return _ok("docker compose", shown)
+
+
+def check_max_map_count(proc: Path = Path("/proc/sys/vm/max_map_count")) -> Check:
+    try:
+        value = int(proc.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return _warn("vm.max_map_count", f"cannot read {proc} (not Linux?): Docker Desktop's VM sets it itself; "
+                     f"elsewhere Elasticsearch needs at least {MIN_MAX_MAP_COUNT}")
+    if value < MIN_MAX_MAP_COUNT:
+        return _fail("vm.max_map_count", f"{value} < {MIN_MAX_MAP_COUNT}: Elasticsearch fails. Raise it with "
+                     f"`sudo sysctl -w vm.max_map_count={MIN_MAX_MAP_COUNT}` (and in /etc/sysctl.d/ to keep it)")
+    return _ok("vm.max_map_count", str(value))
+
+
+def available_memory_mib(meminfo: Path = Path("/proc/meminfo")) -> int | None:
+    try:
+        text = meminfo.read_text()
+    except OSError:
+        return None
+    match = re.search(r"^MemAvailable:\s+(\d+) kB", text, re.MULTILINE)
+    return int(match[1]) // 1024 if match else None
+
+
+def check_memory(available_mib: int | None, engine_total_mib: int | None) -> Check:
+    budget = COMPOSE_MEMORY_BUDGET_MIB
+    if engine_total_mib is not None and engine_total_mib < budget:
+        return _warn("memory", f"the engine has {engine_total_mib} MiB; the stack's memory budget is {budget} MiB: "
+                     "give Docker more memory, or expect out-of-memory kills (exit 137)")
+    if available_mib is None:
+        return _warn("memory", f"cannot tell the free memory; the stack's memory budget is {budget} MiB")
+    if available_mib < budget:
+        return _warn("memory", f"{available_mib} MiB available, the stack's memory budget is {budget} MiB: "
+                     "it starts, but close other programs if containers get killed (exit 137)")
+    return _ok("memory", f"{available_mib} MiB available (the stack's memory budget: {budget} MiB)")
+
+
+def engine_memory_mib(timeout: float = 5.0) -> int | None:
+    try:
+        # The docker CLI from PATH, as a user would run it.
+        done = subprocess.run(["docker", "info", "--format", "{{.MemTotal}}"], capture_output=True,  # noqa: S607
+                              text=True, stdin=subprocess.DEVNULL, timeout=timeout, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    value = done.stdout.strip()
+    return int(value) // _MIB if done.returncode == 0 and value.isdigit() else None
+
+
+def check_ports(s: Settings, keys: Iterable[str], in_use: Callable[[int], bool] = port_in_use) -> Check:
+    busy = [f"{key}={s[key]}" for key in keys if in_use(s.port(key))]
+    if not busy:
+        return _ok("ports", "all free on 127.0.0.1")
+    if _sandbox_running(s):
+        return _warn("ports", f"in use: {', '.join(busy)}; the sandbox runs (`make status`), probably its own")
+    return _fail("ports", f"in use by other programs: {', '.join(busy)}; stop them or choose other ports in "
+                 f"{s.env_file}")
+
+
+def _sandbox_running(s: Settings) -> bool:
+    try:
+        return bool(json.loads(endpoints_file(s).read_text()).get("mode"))
+    except (OSError, ValueError):
+        return False
+
+
+def check_native_programs() -> Check:
+    missing = []
+    for find in (pg.find_bindir, redis_server.find_binary):
+        try:
+            find()
+        except MissingToolError as exc:
+            missing.append(str(exc))
+    if missing:
+        return _fail("native programs", "; ".join(missing))
+    return _ok("native programs", "PostgreSQL and redis-server found")
+
+
+def run_checks(s: Settings) -> list[Check]:
+    version = engine_version()
+    checks = [check_engine(version)]
+    if version is not None:
+        checks += [check_compose(compose.compose_version()), check_max_map_count(),
+                   check_memory(available_memory_mib(), engine_memory_mib()),
+                   check_ports(s, compose.PUBLISHED_PORTS)]
+    else:
+        native_ports = [key for component in native() for key in component.ports]
+        # Only the compose stack runs Elasticsearch: here a low value is worth knowing, not a failure.
+        map_count = check_max_map_count()
+        checks += [check_native_programs(), check_ports(s, native_ports),
+                   Check(map_count.name, "warn" if map_count.verdict == "fail" else map_count.verdict,
+                         map_count.detail)]
+    return checks
+
+
+def report(checks: list[Check]) -> int:
+    width = max(len(c.name) for c in checks)
+    for check in checks:
+        print(f"{check.verdict.upper():<5} {check.name:<{width}}  {check.detail}")
+    failed = [c.name for c in checks if c.verdict == "fail"]
+    print(f"\n{len(failed)} problem(s) to fix before `make up`: {', '.join(failed)}" if failed
+          else "\nNothing stands in the way of `make up`.")
+    return 1 if failed else 0
+
+
+def main(s: Settings) -> int:
+    if os.environ.get("DOCKER_HOST"):
+        print(f"DOCKER_HOST={os.environ['DOCKER_HOST']}: the engine's host, not this one, needs vm.max_map_count "
+              "and memory; the checks below read this machine's.")
+    return report(run_checks(s))

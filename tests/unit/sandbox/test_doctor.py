@@ -1,0 +1,87 @@
+"""`make doctor`: each check on the inputs that decide it, and the exit code."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from sandbox import doctor
+from sandbox.env import Settings
+
+
+def _settings(tmp_path: Path, **values: str) -> Settings:
+    return Settings({"SANDBOX_DIR": str(tmp_path / "state"), **values}, tmp_path, tmp_path / ".env")
+
+
+@pytest.mark.parametrize(("content", "verdict"), [("262144\n", "ok"), ("1048576\n", "ok"), ("65530\n", "fail")])
+def test_max_map_count(tmp_path: Path, content: str, verdict: str) -> None:
+    proc = tmp_path / "max_map_count"
+    proc.write_text(content)
+    check = doctor.check_max_map_count(proc)
+    assert check.verdict == verdict
+    if verdict == "fail":
+        assert "sysctl -w vm.max_map_count=262144" in check.detail
+
+
+def test_max_map_count_unreadable_is_a_warning(tmp_path: Path) -> None:
+    assert doctor.check_max_map_count(tmp_path / "absent").verdict == "warn"
+
+
+def test_available_memory_is_read_from_meminfo(tmp_path: Path) -> None:
+    meminfo = tmp_path / "meminfo"
+    meminfo.write_text("MemTotal:       16384000 kB\nMemFree:  1 kB\nMemAvailable:    8192000 kB\n")
+    assert doctor.available_memory_mib(meminfo) == 8000
+    assert doctor.available_memory_mib(tmp_path / "absent") is None
+
+
+@pytest.mark.parametrize(("available", "engine", "verdict"), [
+    (16_000, 16_000, "ok"), (4_000, None, "warn"), (16_000, 4_000, "warn"), (None, None, "warn")])
+def test_memory_against_the_budget(available: int | None, engine: int | None, verdict: str) -> None:
+    assert doctor.check_memory(available, engine).verdict == verdict
+
+
+@pytest.mark.parametrize(("version", "verdict"), [((2, 30, 0), "ok"), ((2, 24, 0), "ok"), ((2, 20, 3), "fail"),
+                                                  (None, "fail")])
+def test_compose_version(version: tuple[int, int, int] | None, verdict: str) -> None:
+    assert doctor.check_compose(version).verdict == verdict
+
+
+@pytest.mark.parametrize(("version", "verdict"), [("28.2.2", "ok"), ("25.0.0", "ok"), ("24.0.9", "fail"),
+                                                  (None, "warn")])
+def test_engine_version(version: str | None, verdict: str) -> None:
+    assert doctor.check_engine(version, cli_present=True).verdict == verdict
+
+
+def test_no_docker_cli_is_a_warning_not_a_failure() -> None:
+    check = doctor.check_engine(None, cli_present=False)
+    assert check.verdict == "warn" and "native" in check.detail
+
+
+def test_busy_ports_fail_unless_the_sandbox_itself_runs(tmp_path: Path) -> None:
+    s = _settings(tmp_path, APP_PORT="8000", GRAFANA_PORT="3000")
+    busy = {3000}
+    check = doctor.check_ports(s, ["APP_PORT", "GRAFANA_PORT"], in_use=lambda port: port in busy)
+    assert check.verdict == "fail" and "GRAFANA_PORT=3000" in check.detail and "APP_PORT" not in check.detail
+    s.state_dir.mkdir()
+    (s.state_dir / "endpoints.json").write_text('{"mode": "compose"}')
+    assert doctor.check_ports(s, ["GRAFANA_PORT"], in_use=lambda port: port in busy).verdict == "warn"
+    assert doctor.check_ports(s, ["APP_PORT"], in_use=lambda port: port in busy).verdict == "ok"
+
+
+def test_report_fails_only_on_failures(capsys: pytest.CaptureFixture[str]) -> None:
+    warn, fail = doctor.Check("a", "warn", "careful"), doctor.Check("b", "fail", "broken")
+    assert doctor.report([warn]) == 0
+    assert doctor.report([warn, fail]) == 1
+    out = capsys.readouterr().out
+    assert "FAIL  b  broken" in out and "problem(s) to fix before `make up`: b" in out
+
+
+def test_without_docker_the_native_prerequisites_are_checked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))  # no docker CLI at all
+    s = _settings(tmp_path, **{key: str(20000 + n) for n, key in enumerate(
+        ("POSTGRES_PORT", "REDIS_PORT", "WEBHOOK_SINK_PORT", "SMTP_PORT", "APP_PORT", "APP_METRICS_PORT",
+         "WORKER_METRICS_PORT"))})
+    names = [check.name for check in doctor.run_checks(s)]
+    assert names == ["docker engine", "native programs", "ports", "vm.max_map_count"]
+    assert all(check.verdict != "fail" or check.name == "native programs" for check in doctor.run_checks(s))

@@ -1,0 +1,119 @@
+#!/usr/bin/env bash
+# Builds the Go programs that the native sandbox runs and the tests use. They come from the pinned
+# tools modules next to this script (tools/<module>/go.mod) and go into a cache outside the repository:
+#
+#   ${OBS_TOOLS_DIR:-$HOME/.cache/observability-stack/tools}/bin/<name>
+#
+# Usage: tools/build.sh NAME...   (names: prometheus promtool promql-names alertmanager amtool compose-check)
+#
+# The pins live in .env.example (PROMETHEUS_VERSION, ALERTMANAGER_VERSION). The go.mod files must
+# select the same module versions; if they do not, the script stops. A binary whose `--version`
+# already reports the pinned version is left alone, so a repeated run costs milliseconds and needs no
+# Go toolchain. Exit codes: 0 ok, 1 build or pin error, 2 usage, 3 a build is needed but Go is missing.
+set -euo pipefail
+
+tools_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+repo_dir=$(dirname "$tools_dir")
+bin_dir="${OBS_TOOLS_DIR:-$HOME/.cache/observability-stack/tools}/bin"
+known="prometheus promtool promql-names alertmanager amtool compose-check"
+
+die() { echo "tools/build.sh: $*" >&2; exit 1; }
+
+pin() { # the value of NAME= in .env.example, the one place versions are set
+    local value
+    value=$(sed -n "s/^$1=//p" "$repo_dir/.env.example")
+    [[ -n $value ]] || die "$1 is not set in .env.example"
+    echo "$value"
+}
+
+required_version() { # MODULE_DIR MODULE: the version go.mod selects for MODULE
+    sed -nE "s#^(require)?[[:space:]]*$2 (v[^[:space:]]+).*#\2#p" "$tools_dir/$1/go.mod" | head -n 1
+}
+
+check_pin() { # MODULE_DIR MODULE EXPECTED_VERSION VARIABLE
+    local selected
+    selected=$(required_version "$1" "$2")
+    [[ $selected == "$3" ]] ||
+        die "tools/$1/go.mod selects $2 ${selected:-(nothing)}, but $4 in .env.example means $3." \
+            "To move the pin: in tools/$1, 'go get -tool $2/cmd/<program>@$3' for each of its tools," \
+            "then 'go mod tidy'."
+}
+
+source_digest() { # short digest of the files a program of our own is built from
+    local sum=sha256sum
+    command -v sha256sum >/dev/null || sum="shasum -a 256"
+    cat "$@" | $sum | cut -c1-12
+}
+
+now() { echo "${EPOCHREALTIME:-$SECONDS}"; }
+
+require_go() { # only a build needs Go: binaries already in the cache run without it
+    command -v go >/dev/null && return
+    echo "tools/build.sh: 'go' is not on PATH, and $name must be built. Install Go (at least the" \
+         "version on the go line of tools/$module_dir/go.mod; .env.example's GO_VERSION=$(pin GO_VERSION))" \
+         "and run this again." >&2
+    exit 3
+}
+
+[[ $# -gt 0 ]] || { echo "usage: tools/build.sh NAME...  (one or more of: $known)" >&2; exit 2; }
+for name in "$@"; do
+    [[ " $known " == *" $name "* ]] || { echo "tools/build.sh: unknown program '$name' (known: $known)" >&2; exit 2; }
+done
+prometheus_version=$(pin PROMETHEUS_VERSION)
+alertmanager_version=$(pin ALERTMANAGER_VERSION)
+# Prometheus 3.x.y is published as Go module version v0.3xx.y (3.16.0 -> v0.316.0).
+IFS=. read -r major minor patch <<<"$prometheus_version"
+prometheus_module_version=$(printf 'v0.%d%02d.%d' "$major" "$minor" "$patch")
+check_pin prometheus github.com/prometheus/prometheus "$prometheus_module_version" PROMETHEUS_VERSION
+check_pin alertmanager github.com/prometheus/alertmanager "v$alertmanager_version" ALERTMANAGER_VERSION
+
+mkdir -p "$bin_dir"
+# Reproducible unless asked otherwise: the date only changes what `--version` prints.
+build_date=$(date -u ${SOURCE_DATE_EPOCH:+-d "@$SOURCE_DATE_EPOCH"} +%Y%m%d-%H:%M:%S)
+
+for name in "$@"; do
+    main_version_flag=""
+    case $name in
+        prometheus | promtool)
+            module_dir=prometheus package=github.com/prometheus/prometheus/cmd/$name
+            version=$prometheus_version revision=$prometheus_module_version branch=v$prometheus_version ;;
+        promql-names)
+            # Our own program: its version names the source, so an edit triggers a rebuild.
+            module_dir=prometheus package=./cmd/promql-names
+            version="$prometheus_version+src.$(source_digest "$tools_dir"/prometheus/cmd/promql-names/*.go \
+                "$tools_dir"/prometheus/go.mod "$tools_dir"/prometheus/go.sum)"
+            revision=$version branch=local ;;
+        alertmanager | amtool)
+            module_dir=alertmanager package=github.com/prometheus/alertmanager/cmd/$name
+            version=$alertmanager_version revision=v$alertmanager_version branch=v$alertmanager_version ;;
+        compose-check)
+            # Our own program (docker-compose.yml's loader for tests/static/compose): versioned by its
+            # source like promql-names; it reads main.version.
+            module_dir=compose package=.
+            version="src.$(source_digest "$tools_dir"/compose/*.go "$tools_dir"/compose/go.mod "$tools_dir"/compose/go.sum)"
+            revision=$version branch=local main_version_flag=" -X main.version=$version" ;;
+    esac
+    target="$bin_dir/$name"
+    if [[ -x $target ]] && "$target" --version 2>&1 | head -n 1 | grep -qF "$name, version $version "; then
+        echo "==> $name $version: up to date ($target)"
+        continue
+    fi
+    require_go
+    echo "==> $name $version: building from tools/$module_dir ..."
+    started=$(now)
+    v=github.com/prometheus/common/version
+    # One flag set for every program (CGO off, -trimpath, netgo) so they share the build cache;
+    # without the -X flags `--version` would print an empty version. Built under a temporary name
+    # and renamed, so a concurrent run never executes a half-written binary.
+    (
+        cd "$tools_dir/$module_dir"
+        CGO_ENABLED=0 nice -n 10 go build -buildvcs=false -trimpath -tags netgo \
+            -ldflags "-s -w -X $v.Version=$version -X $v.Revision=$revision -X $v.Branch=$branch
+                      -X $v.BuildUser=observability-stack -X $v.BuildDate=$build_date$main_version_flag" \
+            -o "$target.tmp.$$" "$package"
+    ) || { rm -f "$target.tmp.$$"; die "building $name failed (go's output above)"; }
+    mv -f "$target.tmp.$$" "$target"
+    "$target" --version 2>&1 | head -n 1 | grep -qF "$name, version $version " ||
+        die "$name was built but its --version does not report $version"
+    echo "==> $name $version: built in $(awk -v a="$started" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }')s ($target)"
+done
