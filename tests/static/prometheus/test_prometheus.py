@@ -17,6 +17,7 @@ from xml.etree import ElementTree
 import pytest
 import yaml
 
+from tests.support.promql_sources import PROMETHEUS_SERIES, service_metric_names
 from tests.support.tools import promql_metric_names, tool_path
 
 REPO = Path(__file__).resolve().parents[3]
@@ -28,7 +29,6 @@ DASHBOARDS = REPO / "grafana" / "dashboards"
 JOBS = {"app", "worker", "prometheus", "alertmanager", "jaeger", "node"}
 SCRAPE_INTERVAL_SECONDS = 15
 # Series Prometheus makes itself: the scrape health and the alerts.
-PROMETHEUS_SERIES = {"up", "ALERTS", "ALERTS_FOR_STATE"}
 
 _DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
 
@@ -206,11 +206,7 @@ def test_windows_are_at_least_twice_the_scrape_interval() -> None:
 def test_rules_only_use_metrics_that_exist() -> None:
     """Every selected series is one the service exports (README's table, which the unit tests keep
     in step with the code), a recorded one, or one Prometheus makes."""
-    readme = (REPO / "README.md").read_text()
-    section = readme.split("\n## Metrics\n", 1)[1].split("\n## ", 1)[0]
-    exported: set[str] = set()
-    for name, kind in re.findall(r"^\| `(\w+)` \| (\w+)", section, flags=re.MULTILINE):
-        exported |= {f"{name}_bucket", f"{name}_sum", f"{name}_count"} if kind == "histogram" else {name}
+    exported = service_metric_names((REPO / "README.md").read_text())
     assert {"http_requests_total", "http_request_duration_seconds_bucket", "db_slow_queries_total"} <= exported
     known = exported | {rule["record"] for rule in rules("record")} | PROMETHEUS_SERIES
     exprs = [rule["expr"] for rule in [*rules("alert"), *rules("record")]]
