@@ -1,6 +1,8 @@
-"""The compose stack end to end: one request followed through its log document and its trace; the
-provisioned Kibana data view and Grafana data sources and dashboards; an injected error burst that
-fires HighErrorRate, reaches the webhook sink and Mailpit, and resolves; Logstash's own config test.
+"""The compose stack end to end: one request followed through its log document and its trace; a line
+that is not JSON kept and tagged; the provisioned index template, lifecycle policy, least-privilege
+users, Kibana data view and Grafana data sources and dashboards; an injected error burst that fires
+HighErrorRate, reaches the webhook sink and Mailpit, and resolves; Logstash's and Filebeat's own
+config tests.
 
 Docker only (see conftest.py). The tests run in file order: the traffic of the earlier ones feeds
 the dashboards' queries.
@@ -9,12 +11,16 @@ the dashboards' queries.
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import re
 import socket
+import sys
 import threading
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -22,12 +28,27 @@ import requests
 
 from tests.e2e.conftest import Stack, wait_for
 
+REPO = Path(__file__).resolve().parents[2]
 TRACE_ID = re.compile(r"^[0-9a-f]{32}$")
 GRAFANA_DATASOURCES = ("prometheus", "elasticsearch", "jaeger")
 # HighErrorRate has `for: 5m` over a 5m rate; Alertmanager waits 30s, then re-notifies (the resolved
 # message too) every 5m: firing takes about 6 minutes, resolving up to about 11 more.
 FIRE_TIMEOUT = 12 * 60
 RESOLVE_TIMEOUT = 20 * 60
+
+
+def _load_provision() -> ModuleType:
+    """setup/provision.py, for the names it provisions (template, policy, users): one source of truth.
+    setup/ is a folder of scripts, not a package: loaded under a name of its own."""
+    spec = importlib.util.spec_from_file_location("e2e_setup_provision", REPO / "setup" / "provision.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+provision = _load_provision()
 
 
 def _new_request_id() -> str:
@@ -102,7 +123,74 @@ def test_the_trace_of_that_request_is_in_jaeger(stack: Stack, traced_request: st
     assert ("request.id", traced_request) in tags
 
 
+def test_a_line_that_is_not_json_is_indexed_and_tagged_not_dropped(stack: Stack) -> None:
+    """A line the app did not write (a crash dump, a stray print) travels Filebeat -> Logstash ->
+    Elasticsearch like any record: raw text in `message`, tag `unparsable_line`, Filebeat's decoding
+    error under `log_parse_error` (so that `error` keeps meaning the app's exception)."""
+    line = f"e2e-{uuid.uuid4().hex} this line is not JSON"
+    # Appended inside the app's container, as its own user, to the file the app writes (LOG_FILE
+    # from the container's environment), with O_APPEND and one write() like the app's own records.
+    append = ("import os, sys; fd = os.open(os.environ['LOG_FILE'], os.O_WRONLY | os.O_APPEND); "
+              "os.write(fd, (sys.argv[1] + '\\n').encode()); os.close(fd)")
+    done = stack.compose("exec", "-T", "app", "python", "-c", append, line, timeout=60)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+
+    def search() -> list[dict[str, Any]]:
+        response = requests.post(f"{stack.url('elasticsearch')}/app-logs-*/_search", auth=stack.auth["elasticsearch"],
+                                 timeout=10, json={"query": {"term": {"message.keyword": line}}})
+        response.raise_for_status()
+        return response.json()["hits"]["hits"]
+
+    hits = wait_for("the line that is not JSON in Elasticsearch", search, timeout=180)
+    assert len(hits) == 1, hits  # shipped once
+    document = hits[0]["_source"]
+    assert "unparsable_line" in document.get("tags", []), document
+    assert document["log_parse_error"]["type"] == "json", document
+    assert "error" not in document, document
+    assert hits[0]["_index"].startswith("app-logs-")
+
+
 # --- provisioning --------------------------------------------------------------------------------
+
+
+def test_the_index_template_and_the_lifecycle_policy_are_installed_and_used(stack: Stack) -> None:
+    es, auth = stack.url("elasticsearch"), stack.auth["elasticsearch"]
+    response = requests.get(f"{es}/_index_template/{provision.INDEX_TEMPLATE}", auth=auth, timeout=10)
+    assert response.status_code == 200, response.text
+    (template,) = response.json()["index_templates"]
+    assert template["index_template"]["index_patterns"] == ["app-logs-*"]
+    assert provision.LIFECYCLE_COMPONENT in template["index_template"]["composed_of"]
+
+    response = requests.get(f"{es}/_ilm/policy/{provision.ILM_POLICY}", auth=auth, timeout=10)
+    assert response.status_code == 200, response.text
+    assert "delete" in response.json()[provision.ILM_POLICY]["policy"]["phases"]
+
+    # The daily indices Logstash created (the load generator's traffic makes one at once) are
+    # managed by that policy: the template and its component template took effect.
+    def lifecycle_names() -> dict[str, Any]:
+        settings = requests.get(f"{es}/app-logs-*/_settings/index.lifecycle.name", auth=auth, timeout=10)
+        settings.raise_for_status()
+        return settings.json()
+
+    for index, body in wait_for("a daily app-logs index", lifecycle_names, timeout=180).items():
+        policy = body["settings"].get("index", {}).get("lifecycle", {}).get("name")
+        assert policy == provision.ILM_POLICY, f"{index} is managed by {policy!r}"
+
+
+@pytest.mark.parametrize(("user", "method", "path", "body"), [
+    # Logstash's user adds documents and nothing else: reading them back is refused.
+    ("logstash_writer", "POST", "/app-logs-*/_search", {"query": {"match_all": {}}}),
+    # Grafana's user reads: writing, even into app-logs-*, is refused.
+    ("grafana_reader", "POST", "/app-logs-e2e-privilege-probe/_doc", {"message": "must not be indexed"}),
+])
+def test_the_service_users_are_refused_beyond_their_role(stack: Stack, user: str, method: str, path: str,
+                                                         body: dict[str, Any]) -> None:
+    password = stack.settings[provision.USERS[user]]
+    response = requests.request(method, f"{stack.url('elasticsearch')}{path}", auth=(user, password),
+                                json=body, timeout=10)
+    # 403, not 401: the user exists with this password (setup made it) and its role says no.
+    assert response.status_code == 403, response.text
+    assert response.json()["error"]["type"] == "security_exception"
 
 
 def test_kibana_has_the_app_logs_data_view(stack: Stack) -> None:
@@ -132,9 +220,21 @@ def test_the_metrics_ports_are_not_reachable_from_the_host(stack: Stack) -> None
 
 
 def test_logstash_config_test_passes(stack: Stack) -> None:
-    done = stack.compose("run", "--rm", "--no-deps", "logstash", "--config.test_and_exit", timeout=300)
+    # The check builds the pipeline, which opens its persistent queue: the running Logstash holds that
+    # queue's lock in the shared logstash-data volume, so the check gets a scratch data path.
+    done = stack.compose("run", "--rm", "--no-deps", "logstash", "--config.test_and_exit",
+                         "--path.data=/tmp/config-test", timeout=300)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "Configuration OK" in done.stdout + done.stderr
+
+
+def test_filebeat_config_test_passes(stack: Stack) -> None:
+    # The image's entrypoint passes a Filebeat subcommand (`test`) to filebeat; the mounted
+    # filebeat.yml belongs to the host's user, hence --strict.perms=false as in the service.
+    done = stack.compose("run", "--rm", "--no-deps", "filebeat", "test", "config", "--strict.perms=false",
+                         timeout=300)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "Config OK" in done.stdout + done.stderr
 
 
 # --- an error burst: the alert fires, is delivered, and resolves -----------------------------------

@@ -3,9 +3,10 @@
 It checks what a text editor cannot: every string closed, every brace and bracket paired, and the
 shape `section { plugin { name => value } }` with `if / else if / else` branches, and gives the
 plugins and their settings to the tests. It does not evaluate conditions or check plugin options:
-Logstash's own check does, and it needs Docker:
+Logstash's own check does, and it needs Docker (a scratch data path: the check opens the persistent
+queue, which a running Logstash holds locked):
 
-    docker compose run --rm --no-deps logstash --config.test_and_exit
+    docker compose run --rm --no-deps logstash --config.test_and_exit --path.data=/tmp/config-test
 """
 
 from __future__ import annotations

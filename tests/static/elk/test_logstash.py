@@ -2,7 +2,8 @@
 
 Logstash cannot run here: `logstash_config.py` checks the pipeline's syntax (strings closed, braces
 paired, plugins and settings well formed) and these tests check what it says. The real syntax check
-needs Docker: `docker compose run --rm --no-deps logstash --config.test_and_exit`.
+needs Docker: `docker compose run --rm --no-deps logstash --config.test_and_exit
+--path.data=/tmp/config-test` (tests/e2e/test_compose_stack.py runs it).
 """
 
 from __future__ import annotations
