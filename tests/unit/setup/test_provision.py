@@ -35,6 +35,11 @@ PASSWORDS = {
     "GRAFANA_ES_READER_PASSWORD": "reader-Secret-0004",
 }
 NO_HANDLER = (400, {"error": "no handler found for uri and method", "status": 400})
+# What the integ-test-zip (x-pack core without its feature plugins) really answers to GET /_xpack,
+# as seen from Elasticsearch 9.5.4 in the native sandbox.
+NO_FEATURE_INFO = (500, {"error": {"type": "illegal_state_exception",
+                                   "reason": "failed to find action [cluster:monitor/xpack/info/monitoring]"},
+                         "status": 500})
 
 
 def load_provision() -> ModuleType:
@@ -138,7 +143,7 @@ def elasticsearch(security: bool = True, ilm: bool = True) -> FakeServer:
         # The default distribution: x-pack present, security as configured.
         server.set("GET", "/_xpack", (200, {"features": {"security": {"available": True, "enabled": security}}}))
     else:
-        server.set("GET", "/_xpack", NO_HANDLER)
+        server.set("GET", "/_xpack", NO_FEATURE_INFO)
     server.set("GET", "/_ilm/status", (200, {"operation_mode": "RUNNING"}) if ilm else NO_HANDLER)
     server.set("POST", "/_security/user/kibana_system/_password", (200, {}))
     for role in ("logstash_writer", "grafana_reader"):
@@ -359,3 +364,15 @@ def test_the_script_runs_as_a_program_and_exits_non_zero_on_failure(es: FakeServ
 def test_a_bad_timeout_is_reported() -> None:
     with pytest.raises(provision.SetupError, match="SETUP_TIMEOUT_SECONDS"):
         provision.Settings.from_env({"SETUP_TIMEOUT_SECONDS": "soon"})
+
+
+def test_any_other_server_error_about_features_stops_the_setup(capsys: pytest.CaptureFixture[str]) -> None:
+    server = elasticsearch(security=False, ilm=False)
+    server.set("GET", "/_xpack", (500, {"error": {"type": "exception", "reason": "disk on fire"}, "status": 500}))
+    try:
+        code, output = run(environment(server.url, ELASTIC_PASSWORD=""), capsys)
+        assert code != 0
+        assert "cannot tell which features Elasticsearch has" in output
+        assert ("PUT", "/_index_template/app-logs") not in server.calls()
+    finally:
+        server.close()
