@@ -1,13 +1,15 @@
 """The sandbox's components as data: ``COMPONENTS`` has one row per component, in start order.
 
-A row says how the component runs natively (``runner``; None when it does not), how to tell that it
-is healthy, which URLs it offers and which ports of ``.env`` it listens on. Rows without a runner
-are either docker-only or arrive natively with a later issue: adding Prometheus, say, means giving
-its row a runner, a health check and endpoints. Everything binds to 127.0.0.1.
+A row says how the component runs natively (``runner``; None when it does not), what it needs
+installed first (``install``: a Go tool built, a distribution downloaded), how to tell that it is
+healthy, what runs once it is (``setup``), which URLs it offers and which ports of ``.env`` it
+listens on. Rows without a runner are docker-only (or would arrive natively with a later issue).
+Everything binds to 127.0.0.1; every health check goes through the component's API.
 """
 
 from __future__ import annotations
 
+import json
 import smtplib
 import socket
 import sys
@@ -17,16 +19,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
+from sandbox import elasticsearch as es
+from sandbox import monitoring, redis_server, tools
 from sandbox import postgres as pg
-from sandbox import redis_server
 from sandbox.common import LOOPBACK
 from sandbox.env import Settings
 from sandbox.runners import PostgresRunner, Runner, Spawned
 
-# Tracing needs a collector and none runs natively yet (Jaeger arrives with a later issue): the SDK
-# stays off. This is the one place to change when it does.
-TRACING_ENV = {"OTEL_SDK_DISABLED": "true"}
-ALERT_EMAIL_TO = "ops@localhost"  # the mail catcher accepts any recipient
 # Settings of .env handed to the app and the worker unchanged.
 _PASSED_TO_SERVICE = ("OTEL_SERVICE_NAME", "DEPLOYMENT_ENVIRONMENT", "OTEL_TRACES_SAMPLER", "OTEL_TRACES_SAMPLER_ARG",
                       "SLOW_QUERY_THRESHOLD_MS")
@@ -50,6 +49,10 @@ def _no_endpoints(_s: Settings) -> list[Endpoint]:
     return []
 
 
+def _nothing(_s: Settings) -> None:
+    return None
+
+
 @dataclass(frozen=True)
 class Component:
     name: str
@@ -59,6 +62,10 @@ class Component:
     endpoints: Callable[[Settings], list[Endpoint]] = _no_endpoints
     ports: tuple[str, ...] = ()  # .env keys of the ports it listens on
     docker_only: bool = False  # runner None and not docker_only: arrives natively with a later issue
+    # Before the first start, once per `up` (prints its own progress; raises MissingToolError).
+    install: Callable[[Settings], None] = _nothing
+    # Once it is healthy after a start: returns what it did, raises when it failed.
+    setup: Callable[[Settings], str] | None = None
 
 
 # --- URLs -------------------------------------------------------------------------------------------
@@ -91,10 +98,33 @@ def _sink_endpoints(s: Settings) -> list[Endpoint]:
     return [Endpoint("webhook_sink", "webhook sink messages", base, f"{base}/messages")]
 
 
-def _smtp_endpoints(s: Settings) -> list[Endpoint]:
+def _mailpit_endpoints(s: Settings) -> list[Endpoint]:
     address = f"{LOOPBACK}:{s.port('SMTP_PORT')}"  # host:port: SMTP has no URL scheme worth the name
-    shown = f"{address} (SMTP, no web UI: mails are printed to {s.log('smtp')})"
-    return [Endpoint("smtp", "mail catcher", address, shown)]
+    ui = http_url(s, "MAILPIT_UI_PORT")
+    return [Endpoint("mailpit", "Mailpit", ui, f"{ui}/api/v1/messages (REST API; its web UI is not in the build)"),
+            Endpoint("smtp", "mail catcher (SMTP)", address, address)]
+
+
+def _elasticsearch_endpoints(s: Settings) -> list[Endpoint]:
+    url = http_url(s, "ELASTICSEARCH_PORT")
+    return [Endpoint("elasticsearch", "Elasticsearch", url, f"{url} (no security: loopback only)")]
+
+
+def _jaeger_endpoints(s: Settings) -> list[Endpoint]:
+    query, otlp = http_url(s, "JAEGER_UI_PORT"), http_url(s, "JAEGER_OTLP_HTTP_PORT")
+    return [Endpoint("jaeger", "Jaeger", query, f"{query}/api/services (HTTP API; its web UI is not in the build)"),
+            Endpoint("jaeger_otlp", "Jaeger OTLP/HTTP", otlp, f"{otlp}/v1/traces")]
+
+
+def _prometheus_endpoints(s: Settings) -> list[Endpoint]:
+    url = http_url(s, "PROMETHEUS_PORT")
+    shown = f"{url}/api/v1/targets (HTTP API; its web UI is not in the build)"
+    return [Endpoint("prometheus", "Prometheus", url, shown)]
+
+
+def _alertmanager_endpoints(s: Settings) -> list[Endpoint]:
+    url = http_url(s, "ALERTMANAGER_PORT")
+    return [Endpoint("alertmanager", "Alertmanager", url, url)]
 
 
 def _app_endpoints(s: Settings) -> list[Endpoint]:
@@ -127,11 +157,29 @@ def _sink_health(s: Settings) -> None:
     _http_ok(f"{http_url(s, 'WEBHOOK_SINK_PORT')}/healthz")
 
 
-def _smtp_health(s: Settings) -> None:
+def _mailpit_health(s: Settings) -> None:
+    _http_ok(f"{http_url(s, 'MAILPIT_UI_PORT')}/readyz")
+    # Its SMTP listener too: that is what the app and Alertmanager use.
     with smtplib.SMTP(LOOPBACK, s.port("SMTP_PORT"), timeout=_CHECK_TIMEOUT) as smtp:
         code, reply = smtp.noop()
         if code != 250:
             raise RuntimeError(f"SMTP NOOP answered {code} {reply!r}")
+
+
+def _jaeger_health(s: Settings) -> None:
+    with _HTTP.open(f"{http_url(s, 'JAEGER_HEALTH_PORT')}/status", timeout=_CHECK_TIMEOUT) as response:
+        status = json.loads(response.read())
+    if not status.get("healthy"):
+        raise RuntimeError(f"Jaeger's health check says {status}")
+    _http_ok(f"{http_url(s, 'JAEGER_UI_PORT')}/api/services")  # the query service answers
+
+
+def _prometheus_health(s: Settings) -> None:
+    _http_ok(f"{http_url(s, 'PROMETHEUS_PORT')}/-/ready")
+
+
+def _alertmanager_health(s: Settings) -> None:
+    _http_ok(f"{http_url(s, 'ALERTMANAGER_PORT')}/-/ready")
 
 
 def _app_health(s: Settings) -> None:
@@ -176,10 +224,64 @@ def _sink_argv(s: Settings) -> list[str]:
     return [sys.executable, "-m", "sandbox.webhook_sink", "--host", LOOPBACK, "--port", s["WEBHOOK_SINK_PORT"]]
 
 
-def _smtp_argv(s: Settings) -> list[str]:
-    # A stand-in until Mailpit: accepts every mail and prints it to its log.
-    return [sys.executable, "-m", "aiosmtpd", "-n", "-l", f"{LOOPBACK}:{s['SMTP_PORT']}",
-            "-c", "aiosmtpd.handlers.Debugging"]
+def _install_tool(name: str) -> Callable[[Settings], None]:
+    def install(_s: Settings) -> None:
+        tools.ensure([name])
+
+    return install
+
+
+def _jaeger_env(s: Settings) -> dict[str, str]:
+    # jaeger/config.yaml, the file compose uses, reads its listen address and ports from these.
+    ports = {"JAEGER_QUERY_PORT": "JAEGER_UI_PORT", "JAEGER_QUERY_GRPC_PORT": "JAEGER_QUERY_GRPC_PORT",
+             "JAEGER_OTLP_GRPC_PORT": "JAEGER_OTLP_GRPC_PORT", "JAEGER_OTLP_HTTP_PORT": "JAEGER_OTLP_HTTP_PORT",
+             "JAEGER_HEALTH_PORT": "JAEGER_HEALTH_PORT", "JAEGER_METRICS_PORT": "JAEGER_METRICS_PORT"}
+    return {"JAEGER_LISTEN_HOST": LOOPBACK, **{variable: s[key] for variable, key in ports.items()}}
+
+
+def _jaeger_argv(s: Settings) -> list[str]:
+    return [str(tools.path("jaeger")), "--config", str(s.root / "jaeger" / "config.yaml")]
+
+
+def _mailpit_prepare(s: Settings) -> None:
+    s.home("mailpit").mkdir(mode=0o700, parents=True, exist_ok=True)
+
+
+def _mailpit_env(_s: Settings) -> dict[str, str]:
+    # As compose sets them: any SMTP login accepted, at most 5000 messages kept.
+    return {"MP_SMTP_AUTH_ACCEPT_ANY": "true", "MP_SMTP_AUTH_ALLOW_INSECURE": "true", "MP_MAX_MESSAGES": "5000"}
+
+
+def _mailpit_argv(s: Settings) -> list[str]:
+    # Its defaults listen on every interface (and POP3 on 1110): each listener is set, POP3 off;
+    # no release check (it would call GitHub).
+    return [str(tools.path("mailpit")), "--listen", f"{LOOPBACK}:{s.port('MAILPIT_UI_PORT')}",
+            "--smtp", f"{LOOPBACK}:{s.port('SMTP_PORT')}", "--pop3", "",
+            "--database", str(s.home("mailpit") / "mailpit.db"), "--disable-version-check"]
+
+
+def _prometheus_prepare(s: Settings) -> None:
+    monitoring.write_prometheus_config(s, s.home("prometheus"))
+
+
+def _prometheus_argv(s: Settings) -> list[str]:
+    home, url = s.home("prometheus"), http_url(s, "PROMETHEUS_PORT")
+    return [str(tools.path("prometheus")), f"--config.file={home / 'prometheus.yml'}",
+            f"--storage.tsdb.path={home / 'data'}", "--storage.tsdb.retention.time=7d",
+            "--storage.tsdb.retention.size=1GB", f"--web.listen-address={LOOPBACK}:{s.port('PROMETHEUS_PORT')}",
+            f"--web.external-url={url}"]
+
+
+def _alertmanager_prepare(s: Settings) -> None:
+    monitoring.render_alertmanager(s, s.home("alertmanager") / "config")
+
+
+def _alertmanager_argv(s: Settings) -> list[str]:
+    home, url = s.home("alertmanager"), http_url(s, "ALERTMANAGER_PORT")
+    return [str(tools.path("alertmanager")), f"--config.file={home / 'config' / 'alertmanager.yml'}",
+            f"--storage.path={home / 'data'}", f"--web.listen-address={LOOPBACK}:{s.port('ALERTMANAGER_PORT')}",
+            f"--web.external-url={url}",
+            "--cluster.listen-address="]  # one instance: no gossip listener (its default binds 0.0.0.0:9094)
 
 
 def service_env(s: Settings) -> dict[str, str]:
@@ -189,14 +291,21 @@ def service_env(s: Settings) -> dict[str, str]:
         "REDIS_URL": redis_url(s, 0),
         "CELERY_BROKER_URL": redis_url(s, 1),
         "ADMIN_TOKEN": s["ADMIN_TOKEN"],
-        "ALERT_WEBHOOK_URL": f"{http_url(s, 'WEBHOOK_SINK_PORT')}/hook",
-        "ALERT_EMAIL_TO": ALERT_EMAIL_TO,
+        "ALERT_WEBHOOK_URL": monitoring.webhook_url(s),
+        "ALERT_EMAIL_TO": s["ALERT_EMAIL_TO"],
         "SMTP_HOST": LOOPBACK,
         "SMTP_PORT": s["SMTP_PORT"],
-        "LOG_FILE": str(s.logs_dir / "app.jsonl"),  # one JSON log for every process of the app and the worker
+        "LOG_FILE": str(app_log_file(s)),  # one JSON log for every process of the app and the worker
         **{key: s[key] for key in _PASSED_TO_SERVICE},
-        **TRACING_ENV,
+        # Traces to the native Jaeger, exported within SANDBOX_SPAN_EXPORT_DELAY_MS (the SDK waits 5 s).
+        "OTEL_SDK_DISABLED": "false",
+        "OTEL_EXPORTER_OTLP_ENDPOINT": http_url(s, "JAEGER_OTLP_HTTP_PORT"),
+        "OTEL_BSP_SCHEDULE_DELAY": s["SANDBOX_SPAN_EXPORT_DELAY_MS"],
     }
+
+
+def app_log_file(s: Settings) -> Path:
+    return (s.logs_dir / "app.jsonl").absolute()
 
 
 def _metrics_dir(s: Settings, name: str) -> Path:
@@ -241,20 +350,24 @@ COMPONENTS: tuple[Component, ...] = (
               ports=("POSTGRES_PORT",)),
     Component("redis", "Redis", Spawned(_redis_argv, prepare=_redis_prepare), _redis_health, _redis_endpoints,
               ports=("REDIS_PORT",)),
+    Component("elasticsearch", "Elasticsearch", es.ElasticsearchRunner(), es.health, _elasticsearch_endpoints,
+              ports=("ELASTICSEARCH_PORT", "ELASTICSEARCH_TRANSPORT_PORT"), install=es.install, setup=es.provision),
+    Component("jaeger", "Jaeger", Spawned(_jaeger_argv, _jaeger_env), _jaeger_health, _jaeger_endpoints,
+              ports=("JAEGER_UI_PORT", "JAEGER_QUERY_GRPC_PORT", "JAEGER_OTLP_GRPC_PORT", "JAEGER_OTLP_HTTP_PORT",
+                     "JAEGER_HEALTH_PORT", "JAEGER_METRICS_PORT"), install=_install_tool("jaeger")),
+    Component("mailpit", "Mailpit", Spawned(_mailpit_argv, _mailpit_env, prepare=_mailpit_prepare), _mailpit_health,
+              _mailpit_endpoints, ports=("MAILPIT_UI_PORT", "SMTP_PORT"), install=_install_tool("mailpit")),
     Component("webhook_sink", "webhook sink", Spawned(_sink_argv), _sink_health, _sink_endpoints,
               ports=("WEBHOOK_SINK_PORT",)),
-    Component("smtp", "mail catcher (aiosmtpd)", Spawned(_smtp_argv), _smtp_health, _smtp_endpoints,
-              ports=("SMTP_PORT",)),
     Component("app", "app (gunicorn)", Spawned(_app_argv, _app_env, _app_dir, _app_prepare), _app_health,
               _app_endpoints, ports=("APP_PORT", "APP_METRICS_PORT")),
     Component("worker", "Celery worker", Spawned(_worker_argv, _worker_env, _app_dir, _worker_prepare),
               _worker_health, _worker_endpoints, ports=("WORKER_METRICS_PORT",)),
-    # Natively with a later issue:
-    Component("prometheus", "Prometheus"),
-    Component("alertmanager", "Alertmanager"),
-    Component("jaeger", "Jaeger"),
-    Component("elasticsearch", "Elasticsearch"),
-    Component("mailpit", "Mailpit"),
+    Component("alertmanager", "Alertmanager", Spawned(_alertmanager_argv, prepare=_alertmanager_prepare),
+              _alertmanager_health, _alertmanager_endpoints, ports=("ALERTMANAGER_PORT",),
+              install=_install_tool("alertmanager")),
+    Component("prometheus", "Prometheus", Spawned(_prometheus_argv, prepare=_prometheus_prepare), _prometheus_health,
+              _prometheus_endpoints, ports=("PROMETHEUS_PORT",), install=_install_tool("prometheus")),
     # Only in the compose stack:
     Component("filebeat", "Filebeat", docker_only=True),
     Component("logstash", "Logstash", docker_only=True),

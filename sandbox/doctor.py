@@ -18,7 +18,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from sandbox import compose, redis_server
+from sandbox import compose, redis_server, tools
+from sandbox import elasticsearch as es
 from sandbox import postgres as pg
 from sandbox.common import MissingToolError, port_in_use
 from sandbox.components import native
@@ -30,6 +31,8 @@ MIN_MAX_MAP_COUNT = 262_144
 # The most the memory limits of docker-compose.yml may add up to (a static test holds them to it):
 # what a laptop with 8 GB can give Docker.
 COMPOSE_MEMORY_BUDGET_MIB = 7_168
+# The Go programs the native sandbox runs (tools/build.sh builds them).
+NATIVE_TOOLS = ("prometheus", "alertmanager", "jaeger", "mailpit")
 # Engine 25 (API 1.44) is the first to honour healthcheck.start_interval.
 MIN_ENGINE_MAJOR = 25
 _MIB = 1024 * 1024
@@ -156,16 +159,33 @@ def _sandbox_running(s: Settings) -> bool:
         return False
 
 
-def check_native_programs() -> Check:
-    missing = []
-    for find in (pg.find_bindir, redis_server.find_binary):
+def check_native_programs(s: Settings) -> Check:
+    missing, found = [], []
+    for what, find in (("PostgreSQL", pg.find_bindir), ("redis-server", redis_server.find_binary),
+                       ("Java", es.find_java)):
         try:
-            find()
+            result = find()
         except MissingToolError as exc:
             missing.append(str(exc))
+            continue
+        found.append(f"Java {result.major}" if isinstance(result, es.Java) else what)
+    version = s["ELASTIC_VERSION"]
+    if es.cached(version):
+        found.append(f"Elasticsearch {version}")
+    elif shutil.which("mvn") is None:
+        missing.append(f"Maven (`mvn`) is needed once, to download Elasticsearch {version}: install Debian's `maven`")
+    else:
+        found.append(f"mvn (to download Elasticsearch {version} on the first `make up`)")
+    if all(tools.path(name).is_file() for name in NATIVE_TOOLS):
+        found.append("the Go tools")
+    elif shutil.which("go") is None:
+        missing.append(f"Go is needed once, to build {', '.join(NATIVE_TOOLS)} (tools/build.sh): install Go "
+                       f"{s.get('GO_VERSION')} or newer")
+    else:
+        found.append("go (to build the tools on the first `make up`)")
     if missing:
         return _fail("native programs", "; ".join(missing))
-    return _ok("native programs", "PostgreSQL and redis-server found")
+    return _ok("native programs", ", ".join(found))
 
 
 def run_checks(s: Settings) -> list[Check]:
@@ -177,11 +197,14 @@ def run_checks(s: Settings) -> list[Check]:
                    check_ports(s, compose.PUBLISHED_PORTS)]
     else:
         native_ports = [key for component in native() for key in component.ports]
-        # Only the compose stack runs Elasticsearch: here a low value is worth knowing, not a failure.
+        # The native Elasticsearch listens on 127.0.0.1 only, so it does not enforce its bootstrap
+        # checks: a low value is worth knowing (it may fail under load), not a failure.
         map_count = check_max_map_count()
-        checks += [check_native_programs(), check_ports(s, native_ports),
-                   Check(map_count.name, "warn" if map_count.verdict == "fail" else map_count.verdict,
-                         map_count.detail)]
+        if map_count.verdict == "fail":
+            map_count = _warn(map_count.name, f"{map_count.detail.split(':')[0]}: the native Elasticsearch (loopback "
+                              "only) starts, but may fail under load; the compose stack's fails at once. Raise it "
+                              f"with `sudo sysctl -w vm.max_map_count={MIN_MAX_MAP_COUNT}`")
+        checks += [check_native_programs(s), check_ports(s, native_ports), map_count]
     return checks
 
 

@@ -1,10 +1,17 @@
 """``up``, ``down`` and ``status`` of the native sandbox: the components of ``sandbox.components``
 as local processes, their state under ``SANDBOX_DIR`` (``.sandbox/``):
 
-    .sandbox/<component>/       working directory (PostgreSQL cluster, Redis dir, metrics dirs)
-    .sandbox/logs/<name>.log    each component's output; app.jsonl is the JSON log of app and worker
+    .sandbox/<component>/       working directory (PostgreSQL cluster, Elasticsearch node, Prometheus
+                                configuration and data, Redis dir, metrics dirs, ...)
+    .sandbox/logs/<name>.log    each component's output; app.jsonl is the JSON log of app and worker,
+                                setup.log the output of setup/provision.py
     .sandbox/run/<name>.pid     pid files (PostgreSQL keeps its own in its data directory)
-    .sandbox/endpoints.json     component -> URL, with real credentials (mode 0600), for tests and tools
+    .sandbox/endpoints.json     component -> URL, with real credentials (mode 0600), for tests and tools;
+                                also "mode": "native" and "app_log_file"
+
+``up`` first makes sure that what the stopped components need is there (the pinned Go tools built,
+Elasticsearch downloaded: slow only the first time), then starts them in order, each once the one
+before is healthy.
 """
 
 from __future__ import annotations
@@ -16,7 +23,7 @@ import time
 from pathlib import Path
 
 from sandbox.common import log_size, port_in_use, tail, wait_ready
-from sandbox.components import Component, Endpoint, docker_only, later, native
+from sandbox.components import Component, Endpoint, app_log_file, docker_only, later, native
 from sandbox.env import Settings
 
 _NAME_WIDTH = 13
@@ -31,13 +38,16 @@ def up(s: Settings) -> int:
     for directory in (s.state_dir, s.logs_dir, s.state_dir / "run"):
         directory.mkdir(parents=True, exist_ok=True)
     timeout = float(s.get("SANDBOX_START_TIMEOUT", "60"))
+    if not _install(s):
+        return 1
     for component in native():
         if not _bring_up(component, s, timeout):
             print("The components started before keep running: `make status` shows them, `make down` stops them.",
                   file=sys.stderr)
             return 1
     endpoints = [e for c in native() for e in c.endpoints(s)]
-    write_private(endpoints_file(s), json.dumps({"mode": "native", **{e.key: e.url for e in endpoints}}, indent=2))
+    record = {"mode": "native", **{e.key: e.url for e in endpoints}, "app_log_file": str(app_log_file(s))}
+    write_private(endpoints_file(s), json.dumps(record, indent=2))
     _print_summary(s, endpoints)
     return 0
 
@@ -80,6 +90,20 @@ def status(s: Settings) -> int:
         print(f"{component.name:<{_NAME_WIDTH}} running  pid {pid:<8} {health}")
     _print_not_native()
     return 0
+
+
+def _install(s: Settings) -> bool:
+    """What the components that do not run yet need before they start; False (and why) when it fails."""
+    for component in native():
+        assert component.runner is not None
+        if component.runner.pid(component.name, s) is not None:
+            continue
+        try:
+            component.install(s)
+        except Exception as exc:  # a missing program or a failed download: nothing is started
+            print(f"{component.name}: {exc}", file=sys.stderr)
+            return False
+    return True
 
 
 def _bring_up(component: Component, s: Settings, timeout: float) -> bool:
@@ -126,6 +150,21 @@ def _start(component: Component, s: Settings, timeout: float) -> bool:
         return False
     note = f" ({started.note})" if started.note else ""
     print(f"ready in {time.monotonic() - began:.1f}s{note}")
+    return component.setup is None or _set_up(component, s)
+
+
+def _set_up(component: Component, s: Settings) -> bool:
+    assert component.setup is not None
+    print(f"setting up {component.name} ...", end=" ", flush=True)
+    began = time.monotonic()
+    try:
+        what = component.setup(s)
+    except Exception as exc:
+        print("FAILED")
+        print(f"{component.name}: {exc}", file=sys.stderr)
+        _stop_quietly(component, s)  # the next `up` starts it again, and sets it up again
+        return False
+    print(f"done in {time.monotonic() - began:.1f}s ({what})")
     return True
 
 
@@ -159,7 +198,8 @@ def _print_summary(s: Settings, endpoints: list[Endpoint]) -> None:
 
 def _print_not_native() -> None:
     print(f"Docker only (compose): {', '.join(c.title for c in docker_only())}.")
-    print(f"Natively with a later issue: {', '.join(c.title for c in later())}.")
+    if planned := later():
+        print(f"Natively with a later issue: {', '.join(c.title for c in planned)}.")
 
 
 def write_private(path: Path, text: str) -> None:

@@ -4,18 +4,19 @@
 #
 #   ${OBS_TOOLS_DIR:-$HOME/.cache/observability-stack/tools}/bin/<name>
 #
-# Usage: tools/build.sh NAME...   (names: prometheus promtool promql-names alertmanager amtool compose-check)
+# Usage: tools/build.sh NAME...   (names: prometheus promtool promql-names alertmanager amtool compose-check
+#                                   jaeger mailpit)
 #
-# The pins live in .env.example (PROMETHEUS_VERSION, ALERTMANAGER_VERSION). The go.mod files must
-# select the same module versions; if they do not, the script stops. A binary whose `--version`
-# already reports the pinned version is left alone, so a repeated run costs milliseconds and needs no
-# Go toolchain. Exit codes: 0 ok, 1 build or pin error, 2 usage, 3 a build is needed but Go is missing.
+# The pins live in .env.example (PROMETHEUS_VERSION, ALERTMANAGER_VERSION, JAEGER_VERSION,
+# MAILPIT_VERSION). The go.mod files must select the same module versions; if they do not, the script
+# stops. A binary that already reports the pinned version is left alone, so a repeated run costs
+# milliseconds and needs no Go toolchain. Exit codes: 0 ok, 1 build or pin error, 2 usage, 3 a build is needed but Go is missing.
 set -euo pipefail
 
 tools_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo_dir=$(dirname "$tools_dir")
 bin_dir="${OBS_TOOLS_DIR:-$HOME/.cache/observability-stack/tools}/bin"
-known="prometheus promtool promql-names alertmanager amtool compose-check"
+known="prometheus promtool promql-names alertmanager amtool compose-check jaeger mailpit"
 
 die() { echo "tools/build.sh: $*" >&2; exit 1; }
 
@@ -45,6 +46,13 @@ source_digest() { # short digest of the files a program of our own is built from
     cat "$@" | $sum | cut -c1-12
 }
 
+reported_version() { # BINARY: its version output; Mailpit has a command for it, not a flag
+    case ${1##*/} in
+        mailpit) "$1" version --no-release-check 2>&1 ;; # without the option it asks GitHub
+        *) "$1" --version 2>&1 ;; # jaeger logs a line before its version
+    esac
+}
+
 now() { echo "${EPOCHREALTIME:-$SECONDS}"; }
 
 require_go() { # only a build needs Go: binaries already in the cache run without it
@@ -61,18 +69,27 @@ for name in "$@"; do
 done
 prometheus_version=$(pin PROMETHEUS_VERSION)
 alertmanager_version=$(pin ALERTMANAGER_VERSION)
+jaeger_version=$(pin JAEGER_VERSION)
+mailpit_version=$(pin MAILPIT_VERSION)
 # Prometheus 3.x.y is published as Go module version v0.3xx.y (3.16.0 -> v0.316.0).
 IFS=. read -r major minor patch <<<"$prometheus_version"
 prometheus_module_version=$(printf 'v0.%d%02d.%d' "$major" "$minor" "$patch")
 check_pin prometheus github.com/prometheus/prometheus "$prometheus_module_version" PROMETHEUS_VERSION
 check_pin alertmanager github.com/prometheus/alertmanager "v$alertmanager_version" ALERTMANAGER_VERSION
+# Jaeger 2.x.y is published as Go module version v1.(63+x).y (2.13.0 -> v1.76.0, the same commit):
+# the module path has no /v2, so the v2 tags are no module versions.
+IFS=. read -r major minor patch <<<"$jaeger_version"
+[[ $major == 2 ]] || die "JAEGER_VERSION=$jaeger_version: only Jaeger 2.x is known to this script"
+jaeger_module_version="v1.$((63 + minor)).$patch"
+check_pin jaeger github.com/jaegertracing/jaeger "$jaeger_module_version" JAEGER_VERSION
+check_pin mailpit github.com/axllent/mailpit "v$mailpit_version" MAILPIT_VERSION
 
 mkdir -p "$bin_dir"
 # Reproducible unless asked otherwise: the date only changes what `--version` prints.
 build_date=$(date -u ${SOURCE_DATE_EPOCH:+-d "@$SOURCE_DATE_EPOCH"} +%Y%m%d-%H:%M:%S)
 
 for name in "$@"; do
-    main_version_flag=""
+    main_version_flag="" version_line=""
     case $name in
         prometheus | promtool)
             module_dir=prometheus package=github.com/prometheus/prometheus/cmd/$name
@@ -92,9 +109,29 @@ for name in "$@"; do
             module_dir=compose package=.
             version="src.$(source_digest "$tools_dir"/compose/*.go "$tools_dir"/compose/go.mod "$tools_dir"/compose/go.sum)"
             revision=$version branch=local main_version_flag=" -X main.version=$version" ;;
+        jaeger)
+            module_dir=jaeger package=github.com/jaegertracing/jaeger/cmd/jaeger
+            version=$jaeger_version revision=v$jaeger_version branch=v$jaeger_version
+            # Jaeger's own version variables (scripts/makefiles/BuildInfo.mk upstream); the commit and
+            # date are those of the v$jaeger_version tag, which the module zip does not carry.
+            jv=github.com/jaegertracing/jaeger/internal/version
+            case $jaeger_version in
+                2.13.0) jaeger_commit=63b27e1810a710ac54dc4522da0538e540bdc545 jaeger_date=2025-12-03T16:28:56Z ;;
+                *) jaeger_commit=unknown jaeger_date=unknown ;;
+            esac
+            main_version_flag=" -X $jv.latestVersion=v$version -X $jv.commitSHA=$jaeger_commit -X $jv.date=$jaeger_date"
+            version_line="jaeger version v$version" ;;
+        mailpit)
+            # `mailpit version` prints the path of the binary first.
+            module_dir=mailpit package=github.com/axllent/mailpit
+            version=$mailpit_version revision=v$mailpit_version branch=v$mailpit_version
+            main_version_flag=" -X github.com/axllent/mailpit/config.Version=v$version"
+            version_line=" v$version compiled with " ;;
     esac
+    # What the binary's version output (reported_version) says when it is the pinned build.
+    [[ -n $version_line ]] || version_line="$name, version $version "
     target="$bin_dir/$name"
-    if [[ -x $target ]] && "$target" --version 2>&1 | head -n 1 | grep -qF "$name, version $version "; then
+    if [[ -x $target && $(reported_version "$target") == *"$version_line"* ]]; then
         echo "==> $name $version: up to date ($target)"
         continue
     fi
@@ -103,8 +140,9 @@ for name in "$@"; do
     started=$(now)
     v=github.com/prometheus/common/version
     # One flag set for every program (CGO off, -trimpath, netgo) so they share the build cache;
-    # without the -X flags `--version` would print an empty version. Built under a temporary name
-    # and renamed, so a concurrent run never executes a half-written binary.
+    # without the -X flags `--version` would print an empty version (Jaeger and Mailpit have their
+    # own variables, in main_version_flag; an -X for a package a program lacks is ignored). Built
+    # under a temporary name and renamed, so a concurrent run never executes a half-written binary.
     (
         cd "$tools_dir/$module_dir"
         CGO_ENABLED=0 nice -n 10 go build -buildvcs=false -trimpath -tags netgo \
@@ -113,7 +151,7 @@ for name in "$@"; do
             -o "$target.tmp.$$" "$package"
     ) || { rm -f "$target.tmp.$$"; die "building $name failed (go's output above)"; }
     mv -f "$target.tmp.$$" "$target"
-    "$target" --version 2>&1 | head -n 1 | grep -qF "$name, version $version " ||
+    [[ $(reported_version "$target") == *"$version_line"* ]] ||
         die "$name was built but its --version does not report $version"
     echo "==> $name $version: built in $(awk -v a="$started" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }')s ($target)"
 done

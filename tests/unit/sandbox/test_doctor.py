@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from sandbox import doctor
+from sandbox.components import native
 from sandbox.env import Settings
 
 
@@ -79,9 +80,9 @@ def test_report_fails_only_on_failures(capsys: pytest.CaptureFixture[str]) -> No
 
 def test_without_docker_the_native_prerequisites_are_checked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PATH", str(tmp_path))  # no docker CLI at all
-    s = _settings(tmp_path, **{key: str(20000 + n) for n, key in enumerate(
-        ("POSTGRES_PORT", "REDIS_PORT", "WEBHOOK_SINK_PORT", "SMTP_PORT", "APP_PORT", "APP_METRICS_PORT",
-         "WORKER_METRICS_PORT"))})
+    port_keys = [key for component in native() for key in component.ports]
+    s = _settings(tmp_path, ELASTIC_VERSION="9.5.4", GO_VERSION="1.26",
+                  **{key: str(20000 + n) for n, key in enumerate(port_keys)})
     names = [check.name for check in doctor.run_checks(s)]
     assert names == ["docker engine", "native programs", "ports", "vm.max_map_count"]
     assert all(check.verdict != "fail" or check.name == "native programs" for check in doctor.run_checks(s))

@@ -1,0 +1,104 @@
+"""`up` of the native sandbox with stand-in components: installs first, setup after health, the record."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from sandbox import native
+from sandbox.common import MissingToolError
+from sandbox.components import Component, Endpoint
+from sandbox.env import Settings, load_settings
+from sandbox.runners import Started
+
+
+@dataclass
+class FakeRunner:
+    events: list[str]
+    running: set[str] = field(default_factory=set)
+
+    def pid(self, name: str, _s: Settings) -> int | None:
+        return 4242 if name in self.running else None
+
+    def start(self, name: str, _s: Settings) -> Started:
+        self.events.append(f"start {name}")
+        self.running.add(name)
+        return Started(lambda: False)
+
+    def stop(self, name: str, _s: Settings) -> str:
+        self.events.append(f"stop {name}")
+        self.running.discard(name)
+        return "stopped"
+
+    def log(self, name: str, s: Settings) -> Path:
+        return s.log(name)
+
+
+def _settings(tmp_path: Path) -> Settings:
+    return load_settings(environ={"SANDBOX_DIR": str(tmp_path / "state"), "SANDBOX_ENV_FILE": str(tmp_path / ".env"),
+                                  "SANDBOX_START_TIMEOUT": "5"})
+
+
+def _component(name: str, runner: FakeRunner, events: list[str], *, install_error: Exception | None = None,
+               setup_error: Exception | None = None) -> Component:
+    def install(_s: Settings) -> None:
+        events.append(f"install {name}")
+        if install_error is not None:
+            raise install_error
+
+    def setup(_s: Settings) -> str:
+        events.append(f"setup {name}")
+        if setup_error is not None:
+            raise setup_error
+        return "set up"
+
+    return Component(name, name, runner, health=lambda _s: None,
+                     endpoints=lambda _s: [Endpoint(name, name, f"http://127.0.0.1/{name}", name)],
+                     install=install, setup=setup)
+
+
+def test_installs_come_before_any_start_and_setup_after_health(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    events: list[str] = []
+    runner = FakeRunner(events)
+    monkeypatch.setattr(native, "native", lambda: [_component("a", runner, events), _component("b", runner, events)])
+    s = _settings(tmp_path)
+    assert native.up(s) == 0
+    assert events == ["install a", "install b", "start a", "setup a", "start b", "setup b"]
+    out = capsys.readouterr().out
+    assert "setting up a ... done in" in out
+    record = json.loads((s.state_dir / "endpoints.json").read_text())
+    assert record == {"mode": "native", "a": "http://127.0.0.1/a", "b": "http://127.0.0.1/b",
+                      "app_log_file": str(s.logs_dir.absolute() / "app.jsonl")}
+
+    events.clear()
+    assert native.up(s) == 0  # running and healthy: neither installed, nor started, nor set up again
+    assert events == []
+
+
+def test_a_failed_install_starts_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    events: list[str] = []
+    runner = FakeRunner(events)
+    failing = _component("b", runner, events, install_error=MissingToolError("no mvn here"))
+    monkeypatch.setattr(native, "native", lambda: [_component("a", runner, events), failing])
+    assert native.up(_settings(tmp_path)) == 1
+    assert events == ["install a", "install b"]
+    assert "b: no mvn here" in capsys.readouterr().err
+
+
+def test_a_failed_setup_stops_its_component_and_ends_up(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    events: list[str] = []
+    runner = FakeRunner(events)
+    failing = _component("a", runner, events, setup_error=RuntimeError("provision.py failed"))
+    monkeypatch.setattr(native, "native", lambda: [failing, _component("b", runner, events)])
+    s = _settings(tmp_path)
+    assert native.up(s) == 1
+    assert events == ["install a", "install b", "start a", "setup a", "stop a"]
+    captured = capsys.readouterr()
+    assert "setting up a ... FAILED" in captured.out and "a: provision.py failed" in captured.err
+    assert not (s.state_dir / "endpoints.json").exists()
