@@ -1,121 +1,139 @@
-"""The compose stack for the end-to-end tests: `make up` once per session, then its endpoints.
+"""The end-to-end tests' stack: the compose stack when there is one or a Docker engine to start it,
+else a native sandbox of their own (``tests/support/e2e_stack.py`` says how it is chosen).
 
-These tests need a Docker engine with the compose plugin; without one they are skipped with the
-reason (CI has no engine: there they are expected to skip). Each test gets URLs and credentials from
-`.sandbox/endpoints.json`, not from knowing which container serves what.
+Tests ask for endpoints by name through ``endpoint("prometheus")``; a name the provider does not
+offer skips the test with "not in this provider: <mode>", except in CI (``CI=true``) for a name the
+native sandbox must offer: there it fails. The time each signal takes to become visible is
+collected in ``visibility``, printed at the end of the session and written to
+``<SANDBOX_DIR>/visibility.json`` (the user's sandbox directory, ``.sandbox/`` by default: the
+native sandbox under test lives in a temporary directory that is deleted at the end).
 """
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-from urllib.parse import unquote, urlsplit
 
 import pytest
-import requests
 
-from sandbox.__main__ import docker_reachable
-from sandbox.compose import MIN_COMPOSE_VERSION, compose_command, compose_version
-from sandbox.env import Settings, load_settings
-from sandbox.native import endpoints_file
+from sandbox.env import load_settings
+from tests.support.e2e_clients import LogFile
+from tests.support.e2e_stack import (
+    NATIVE_ENDPOINTS,
+    Provider,
+    ProviderError,
+    ProviderUnavailable,
+    in_ci,
+    start_provider,
+)
+from tests.support.visibility import Visibility
 
-REPO = Path(__file__).resolve().parents[2]
-# A first `make up` builds the app image and pulls every other one.
-UP_TIMEOUT_SECONDS = 1800
+HERE = Path(__file__).parent
+# pytest-timeout counts fixture setup: whichever test comes first also waits for the stack to start.
+START_BUDGET_SECONDS = 1800
 DEFAULT_TEST_TIMEOUT_SECONDS = 300
+_VISIBILITY = Visibility()
+_FILE_KEY = pytest.StashKey[Path]()
+_LOG_START: dict[str, int] = {}
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "e2e: needs a Docker engine and runs the whole compose stack")
+    config.addinivalue_line("markers", "e2e: runs against the whole stack (compose, or the native sandbox)")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    here = Path(__file__).parent
     for item in items:
-        if Path(item.fspath).is_relative_to(here):
+        if Path(item.fspath).is_relative_to(HERE):
             item.add_marker(pytest.mark.e2e)
-            # pytest-timeout counts fixture setup: whichever test comes first also waits for `make up`.
             own = item.get_closest_marker("timeout")
             budget = own.args[0] if own and own.args else DEFAULT_TEST_TIMEOUT_SECONDS
-            item.add_marker(pytest.mark.timeout(budget + UP_TIMEOUT_SECONDS), append=False)
-
-
-def wait_for(what: str, probe: Callable[[], Any], timeout: float, interval: float = 5.0) -> Any:
-    """Call ``probe`` until it returns something truthy; fail with ``what`` and the last result or error."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while True:
-        try:
-            last = probe()
-            if last:
-                return last
-        except (requests.RequestException, KeyError, ValueError) as exc:  # not up yet, or not there yet
-            last = exc
-        if time.monotonic() > deadline:
-            pytest.fail(f"{what}: not within {timeout:.0f}s (last: {last!r})", pytrace=False)
-        time.sleep(interval)
-
-
-@dataclass(frozen=True)
-class Stack:
-    """The running stack: its URLs (credentials taken out into ``auth``) and settings."""
-
-    urls: dict[str, str]
-    auth: dict[str, tuple[str, str]]
-    settings: Settings
-
-    def url(self, key: str) -> str:
-        return self.urls[key]
-
-    def compose(self, *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(compose_command(self.settings, *args), capture_output=True, text=True,
-                              timeout=timeout, check=False)
-
-
-def _split_credentials(endpoints: dict[str, str]) -> tuple[dict[str, str], dict[str, tuple[str, str]]]:
-    urls, auth = {}, {}
-    for key, url in endpoints.items():
-        parts = urlsplit(url)
-        if parts.scheme.startswith("http") and parts.username:
-            auth[key] = (unquote(parts.username), unquote(parts.password or ""))
-            urls[key] = parts._replace(netloc=f"{parts.hostname}:{parts.port}").geturl()
-        else:
-            urls[key] = url
-    return urls, auth
+            item.add_marker(pytest.mark.timeout(budget + START_BUDGET_SECONDS), append=False)
 
 
 @pytest.fixture(scope="session")
-def stack() -> Iterator[Stack]:
-    if not docker_reachable():
-        pytest.skip("no Docker engine answers `docker info`: the compose stack cannot run here")
-    version = compose_version()
-    if version is None or version < MIN_COMPOSE_VERSION:
-        pytest.skip(f"docker compose {version or 'is missing'}: {'.'.join(map(str, MIN_COMPOSE_VERSION))}+ needed")
-    settings = load_settings()
-    was_running = _mode(settings) == "compose"
-    done = subprocess.run(["make", "up"], cwd=REPO, capture_output=True, text=True, timeout=UP_TIMEOUT_SECONDS,
-                          check=False, env={**os.environ})
-    if done.returncode != 0:
-        ps = subprocess.run(compose_command(settings, "ps", "--all"), capture_output=True, text=True, check=False)
-        pytest.fail(f"make up failed ({done.returncode}):\n{done.stdout[-4000:]}\n{done.stderr[-4000:]}\n{ps.stdout}",
-                    pytrace=False)
-    settings = load_settings()  # make up may just have created .env
-    endpoints = json.loads(endpoints_file(settings).read_text())
-    assert endpoints.pop("mode") == "compose", "make up chose native mode although an engine answers"
-    urls, auth = _split_credentials(endpoints)
-    yield Stack(urls, auth, settings)
-    if not was_running:
-        subprocess.run(["make", "down"], cwd=REPO, capture_output=True, timeout=600, check=False)
-
-
-def _mode(settings: Settings) -> str | None:
+def provider(pytestconfig: pytest.Config) -> Iterator[Provider]:
+    started = time.monotonic()
+    stack, problem, unavailable = None, "", False
     try:
-        return json.loads(endpoints_file(settings).read_text()).get("mode")
-    except (OSError, ValueError):
+        stack = start_provider()
+    except ProviderUnavailable as exc:
+        problem, unavailable = str(exc), True
+    except ProviderError as exc:  # the stack is there but did not start: a failure to look at
+        problem = str(exc)
+    if stack is None:  # outside the except blocks: no "during handling of the above exception"
+        if unavailable and not in_ci():
+            pytest.skip(problem)
+        pytest.fail(f"CI=true, so this may not skip: {problem}" if unavailable else problem, pytrace=False)
+    elapsed = time.monotonic() - started
+    _VISIBILITY.mode = stack.mode
+    _VISIBILITY.start_seconds = round(elapsed, 1) if stack.owned else None
+    pytestconfig.stash[_FILE_KEY] = load_settings().state_dir / "visibility.json"
+    if stack.has("app_log_file"):  # this session's records start here
+        _LOG_START[stack.url("app_log_file")] = LogFile.from_end(Path(stack.url("app_log_file"))).offset
+    try:
+        yield stack
+    finally:
+        stack.stop()
+
+
+@pytest.fixture(scope="session")
+def endpoint(provider: Provider) -> Callable[[str], str]:
+    """``endpoint(name)``: the provider's URL (or address, or path) for ``name``, or a skip with the reason."""
+
+    def get(name: str) -> str:
+        if provider.has(name):
+            return provider.url(name)
+        if provider.mode == "native" and name in NATIVE_ENDPOINTS and in_ci():
+            pytest.fail(f"CI=true, so nothing native may skip: the native sandbox offers no {name!r} "
+                        f"(its endpoints: {sorted(provider.urls)})", pytrace=False)
+        pytest.skip(f"not in this provider: {provider.mode} (no {name!r} endpoint)")
+
+    return get
+
+
+@pytest.fixture(scope="session")
+def visibility() -> Visibility:
+    return _VISIBILITY
+
+
+@pytest.fixture(scope="session")
+def session_log(provider: Provider) -> LogFile | None:
+    """The native app log from the moment the session's stack was ready (None in compose mode)."""
+    if not provider.has("app_log_file"):
         return None
+    path = provider.url("app_log_file")
+    return LogFile(Path(path), _LOG_START.get(path, 0))
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
+    if not _VISIBILITY.measurements:
+        return
+    terminalreporter.section(f"time to visibility ({_VISIBILITY.mode} provider)")
+    started = _VISIBILITY.start_seconds
+    terminalreporter.write_line(f"the stack: {'already running' if started is None else f'started in {started}s'}")
+    terminalreporter.write_line(_VISIBILITY.table())
+    path = config.stash.get(_FILE_KEY, None)
+    if path is not None and not os.environ.get("E2E_NO_VISIBILITY_FILE"):
+        _VISIBILITY.write(path)
+        terminalreporter.write_line(f"written to {path}")
+
+
+@pytest.fixture(scope="session")
+def no_background_traffic(provider: Provider) -> Iterator[None]:
+    """Exact counts need the test's requests alone: the compose stack's load generator is paused
+    (and started again after the session if it ran). The native sandbox has none."""
+    if provider.mode != "compose":
+        yield
+        return
+    running = provider.compose("ps", "--status", "running", "--services", timeout=60).stdout.split()
+    paused = "loadgen" in running
+    if paused:
+        done = provider.compose("stop", "loadgen", timeout=120)
+        assert done.returncode == 0, done.stderr
+    try:
+        yield
+    finally:
+        if paused:
+            provider.compose("start", "loadgen", timeout=120)
