@@ -6,7 +6,9 @@ offer skips the test with "not in this provider: <mode>", except in CI (``CI=tru
 native sandbox must offer: there it fails. The time each signal takes to become visible is
 collected in ``visibility``, printed at the end of the session and written to
 ``<SANDBOX_DIR>/visibility.json`` (the user's sandbox directory, ``.sandbox/`` by default: the
-native sandbox under test lives in a temporary directory that is deleted at the end).
+native sandbox under test lives in a temporary directory that is deleted at the end; when a test
+failed, its logs are kept in ``<SANDBOX_DIR>/e2e-logs/``). E2E_KEEP_SANDBOX=1 keeps the whole
+temporary directory (its processes are stopped all the same).
 """
 
 from __future__ import annotations
@@ -53,7 +55,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 @pytest.fixture(scope="session")
-def provider(pytestconfig: pytest.Config) -> Iterator[Provider]:
+def provider(request: pytest.FixtureRequest, pytestconfig: pytest.Config) -> Iterator[Provider]:
     started = time.monotonic()
     stack, problem, unavailable = None, "", False
     try:
@@ -72,10 +74,13 @@ def provider(pytestconfig: pytest.Config) -> Iterator[Provider]:
     pytestconfig.stash[_FILE_KEY] = load_settings().state_dir / "visibility.json"
     if stack.has("app_log_file"):  # this session's records start here
         _LOG_START[stack.url("app_log_file")] = LogFile.from_end(Path(stack.url("app_log_file"))).offset
+    failed_before = request.session.testsfailed
     try:
         yield stack
     finally:
-        stack.stop()
+        # A failure's evidence outlives the temporary sandbox: its logs go to <SANDBOX_DIR>/e2e-logs/.
+        failed = request.session.testsfailed > failed_before
+        stack.stop(keep_logs=load_settings().state_dir / "e2e-logs" if failed else None)
 
 
 @pytest.fixture(scope="session")

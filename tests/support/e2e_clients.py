@@ -1,0 +1,253 @@
+"""Small clients of the stack's HTTP APIs for the end-to-end tests: Prometheus, Alertmanager, Jaeger,
+Mailpit, the webhook sink, Elasticsearch and the app's JSON log file. Every call has a timeout; none
+goes through a proxy (everything is on 127.0.0.1)."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import requests
+import yaml
+
+TIMEOUT = 10
+_DURATION = re.compile(r"(\d+)(ms|s|m|h|d)")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def session() -> requests.Session:
+    s = requests.Session()
+    s.trust_env = False  # loopback only: no proxy, no ~/.netrc
+    return s
+
+
+def seconds(duration: str) -> float:
+    """A Prometheus/Alertmanager duration (``1m30s``, ``500ms``) in seconds."""
+    parts = _DURATION.findall(duration)
+    if not parts or "".join(n + u for n, u in parts) != duration:
+        raise ValueError(f"not a duration: {duration!r}")
+    return sum(int(number) * _UNIT_SECONDS[unit] for number, unit in parts)
+
+
+class Prometheus:
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.http = session()
+
+    def query(self, expr: str) -> list[dict[str, Any]]:
+        response = self.http.get(f"{self.url}/api/v1/query", params={"query": expr}, timeout=TIMEOUT)
+        body = response.json()
+        if body.get("status") != "success":
+            raise AssertionError(f"Prometheus refused {expr!r}: {body}")
+        return body["data"]["result"]
+
+    def value(self, expr: str) -> float | None:
+        """The value of a query that yields at most one series; None when it yields none."""
+        result = self.query(expr)
+        if len(result) > 1:
+            raise AssertionError(f"{expr!r} yields {len(result)} series, one expected")
+        return float(result[0]["value"][1]) if result else None
+
+    def by_label(self, expr: str, label: str) -> dict[str, float]:
+        return {series["metric"].get(label, ""): float(series["value"][1]) for series in self.query(expr)}
+
+    def alerts(self, name: str) -> list[dict[str, Any]]:
+        response = self.http.get(f"{self.url}/api/v1/alerts", timeout=TIMEOUT)
+        return [a for a in response.json()["data"]["alerts"] if a["labels"].get("alertname") == name]
+
+    def alert_rules(self, name: str) -> list[dict[str, Any]]:
+        response = self.http.get(f"{self.url}/api/v1/rules", params={"type": "alert"}, timeout=TIMEOUT)
+        return [rule for group in response.json()["data"]["groups"] for rule in group["rules"]
+                if rule.get("name") == name]
+
+    def config(self) -> dict[str, Any]:
+        response = self.http.get(f"{self.url}/api/v1/status/config", timeout=TIMEOUT)
+        return yaml.safe_load(response.json()["data"]["yaml"])
+
+    def intervals(self) -> tuple[float, float]:
+        """(scrape interval, rule evaluation interval) in seconds, as the running Prometheus has them."""
+        global_ = self.config().get("global", {})
+        return seconds(global_.get("scrape_interval", "1m")), seconds(global_.get("evaluation_interval", "1m"))
+
+
+class Alertmanager:
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.http = session()
+
+    def route(self) -> dict[str, Any]:
+        response = self.http.get(f"{self.url}/api/v2/status", timeout=TIMEOUT)
+        return yaml.safe_load(response.json()["config"]["original"])["route"]
+
+    def group_timing(self) -> tuple[float, float]:
+        """(group_wait, group_interval) of the root route, in seconds."""
+        route = self.route()
+        return seconds(route.get("group_wait", "30s")), seconds(route.get("group_interval", "5m"))
+
+
+@dataclass(frozen=True)
+class Trace:
+    spans: list[dict[str, Any]]
+    processes: dict[str, dict[str, Any]]
+
+    def named(self, operation: str) -> list[dict[str, Any]]:
+        return [span for span in self.spans if span["operationName"] == operation]
+
+    def one(self, operation: str) -> dict[str, Any]:
+        found = self.named(operation)
+        assert len(found) == 1, f"{len(found)} spans named {operation!r}: {sorted(self.operations())}"
+        return found[0]
+
+    def operations(self) -> set[str]:
+        return {span["operationName"] for span in self.spans}
+
+    @staticmethod
+    def tags(span: dict[str, Any]) -> dict[str, Any]:
+        return {tag["key"]: tag["value"] for tag in span.get("tags", [])}
+
+    @staticmethod
+    def parent_id(span: dict[str, Any]) -> str | None:
+        parents = [r["spanID"] for r in span.get("references", []) if r.get("refType") == "CHILD_OF"]
+        return parents[0] if parents else None
+
+    def children(self, parent: dict[str, Any]) -> list[dict[str, Any]]:
+        return [span for span in self.spans if self.parent_id(span) == parent["spanID"]]
+
+    def service(self, span: dict[str, Any]) -> str:
+        return self.processes[span["processID"]]["serviceName"]
+
+
+class Jaeger:
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.http = session()
+
+    def trace(self, trace_id: str) -> Trace | None:
+        response = self.http.get(f"{self.url}/api/traces/{trace_id}", timeout=TIMEOUT)
+        if response.status_code == 404:
+            return None
+        response.raise_for_status()
+        data = response.json().get("data") or []
+        if not data:
+            return None
+        (found,) = data
+        return Trace(found["spans"], found["processes"])
+
+
+    def find(self, service: str, tags: dict[str, str], lookback: str = "1h") -> list[str]:
+        """The ids of the traces of ``service`` with a span carrying these tags (Jaeger's search)."""
+        response = self.http.get(f"{self.url}/api/traces", timeout=TIMEOUT, params={
+            "service": service, "tags": json.dumps(tags), "lookback": lookback, "limit": 20})
+        response.raise_for_status()
+        return sorted({found["traceID"] for found in response.json().get("data") or []})
+
+
+class Mailpit:
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.http = session()
+
+    def subjects(self) -> list[str]:
+        response = self.http.get(f"{self.url}/api/v1/messages", params={"limit": 500}, timeout=TIMEOUT)
+        response.raise_for_status()
+        return [message["Subject"] for message in response.json()["messages"]]
+
+    def clear(self) -> None:
+        self.http.delete(f"{self.url}/api/v1/messages", timeout=TIMEOUT).raise_for_status()
+
+
+class WebhookSink:
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.http = session()
+
+    def messages(self) -> list[dict[str, Any]]:
+        response = self.http.get(f"{self.url}/messages", timeout=TIMEOUT)
+        response.raise_for_status()
+        return response.json()["messages"]
+
+    def titles(self) -> list[str]:
+        """The attachment titles of every message (Alertmanager's Slack payload and the app's)."""
+        return [attachment.get("title", "") for message in self.messages()
+                for attachment in ((message.get("body") or {}).get("attachments") or [])]
+
+    def clear(self) -> None:
+        self.http.delete(f"{self.url}/messages", timeout=TIMEOUT).raise_for_status()
+
+
+class Elasticsearch:
+    def __init__(self, url: str, auth: tuple[str, str] | None) -> None:
+        self.url = url
+        self.http = session()
+        self.http.auth = auth
+
+    def get(self, path: str, **params: Any) -> requests.Response:
+        return self.http.get(f"{self.url}{path}", params=params, timeout=TIMEOUT)
+
+    def search(self, index: str, query: dict[str, Any], size: int = 10) -> list[dict[str, Any]]:
+        response = self.http.post(f"{self.url}/{index}/_search", json={"query": query, "size": size},
+                                  timeout=TIMEOUT)
+        if response.status_code == 404:  # no such index yet
+            return []
+        response.raise_for_status()
+        return response.json()["hits"]["hits"]
+
+    def bulk_create(self, documents: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
+        """``create`` each (index, document), as Logstash's output does (action => create)."""
+        lines = []
+        for index, document in documents:
+            lines.append(json.dumps({"create": {"_index": index}}))
+            lines.append(json.dumps(document))
+        response = self.http.post(f"{self.url}/_bulk", data="\n".join(lines) + "\n", timeout=60,
+                                  headers={"Content-Type": "application/x-ndjson"})
+        response.raise_for_status()
+        return response.json()
+
+
+class LogFile:
+    """The app's and worker's JSON log (native sandbox), read from an offset on."""
+
+    def __init__(self, path: Path, offset: int = 0) -> None:
+        self.path = path
+        self.offset = offset
+
+    @classmethod
+    def from_end(cls, path: Path) -> LogFile:
+        return cls(path, path.stat().st_size if path.exists() else 0)
+
+    def lines(self) -> list[tuple[int, str]]:
+        """(offset, line) of every complete line written since ``offset``."""
+        if not self.path.exists():
+            return []
+        with self.path.open("rb") as file:
+            file.seek(self.offset)
+            data = file.read()
+        end = data.rfind(b"\n")
+        found, position = [], self.offset
+        for raw in data[:end + 1].split(b"\n")[:-1] if end >= 0 else []:
+            found.append((position, raw.decode(errors="replace")))
+            position += len(raw) + 1
+        return found
+
+    def records(self) -> list[dict[str, Any]]:
+        """Every record since ``offset``; a line that is not one JSON object fails the test."""
+        records = []
+        for position, line in self.lines():
+            try:
+                record = json.loads(line)
+            except ValueError:
+                raise AssertionError(f"{self.path} at byte {position}: not JSON: {line[:300]!r}") from None
+            records.append(record)
+        return records
+
+
+def scraped_after(prometheus: Prometheus, moment: float, jobs: tuple[str, ...] = ("app",)) -> bool:
+    """Whether every target of ``jobs`` has been scraped since ``moment`` (a ``time.time()``): then
+    a query sees everything those targets had counted by that moment."""
+    selector = "|".join(jobs)
+    oldest = prometheus.value(f'min(timestamp(up{{job=~"{selector}"}}))')
+    targets = prometheus.value(f'count(up{{job=~"{selector}"}})')
+    return oldest is not None and oldest > moment and targets is not None and targets >= len(jobs)

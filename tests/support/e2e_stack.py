@@ -1,0 +1,269 @@
+"""The stack the end-to-end tests run against: the compose stack, or the native sandbox.
+
+``choose_provider()`` decides without starting anything, in this order:
+
+1. ``.sandbox/endpoints.json`` (the user's ``SANDBOX_DIR``) describes a compose stack whose app
+   answers: that stack is used as it is and left running;
+2. a Docker engine and a recent enough compose plugin answer: ``python -m sandbox up`` starts the
+   compose stack (and ``down`` stops it at the end, unless it was running before);
+3. otherwise a native sandbox of its own: a temporary ``SANDBOX_DIR`` and ``.env``
+   (``SANDBOX_ENV_FILE``, created from ``.env.example`` with fresh secrets) and a free port for every
+   ``*_PORT`` variable of ``.env.example``, all passed in the environment, which wins over ``.env``;
+   so it never meets the user's sandbox nor another test's servers. It is always stopped and
+   deleted at the end.
+
+Tests ask for endpoints by the names of ``endpoints.json`` (``app``, ``prometheus``, ``jaeger``,
+``app_log_file``, ...); credentials in a URL are split out into ``auth``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import requests
+
+from sandbox.__main__ import docker_reachable
+from sandbox.compose import MIN_COMPOSE_VERSION, compose_command, compose_version
+from sandbox.env import ROOT, Settings, load_settings, parse_env
+from sandbox.native import endpoints_file
+from tests.support.e2e_clients import session
+from tests.support.services import free_port
+
+# What the issue asks the native sandbox to offer: in CI, one of these missing natively is a failure.
+NATIVE_ENDPOINTS = ("app", "metrics", "worker_metrics", "prometheus", "alertmanager", "jaeger", "jaeger_otlp",
+                    "elasticsearch", "mailpit", "smtp", "webhook_sink", "postgres", "redis", "app_log_file")
+# A first compose `up` builds the app image and pulls every other one; the native start with
+# Elasticsearch takes 30-60 s on two cores, plus the Go tools' build check.
+COMPOSE_UP_TIMEOUT = 1800
+# The first native start on a machine also downloads Elasticsearch (up to 15 minutes allowed there).
+NATIVE_UP_TIMEOUT = 1500
+DOWN_TIMEOUT = 300
+NATIVE_START_TIMEOUT = "120"  # seconds per component inside `up` (Elasticsearch's JVM is the slow one)
+
+
+class ProviderError(RuntimeError):
+    """The chosen provider could not be started; the message has its output."""
+
+
+class ProviderUnavailable(ProviderError):  # noqa: N818 - pairs with ServiceUnavailable
+    """Nothing can provide the stack on this machine (no Docker engine, native programs missing)."""
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI") == "true"
+
+
+def port_keys(example: Path = ROOT / ".env.example") -> list[str]:
+    """Every port variable of .env.example: the native sandbox under test gets a free port for each."""
+    return sorted(key for key in parse_env(example.read_text()) if key.endswith("_PORT"))
+
+
+def _distinct_free_ports(count: int) -> list[int]:
+    ports: set[int] = set()
+    while len(ports) < count:
+        ports.add(free_port())
+    return sorted(ports)
+
+
+def split_credentials(endpoints: dict[str, str]) -> tuple[dict[str, str], dict[str, tuple[str, str]]]:
+    """``http://user:pw@host:port`` -> ``http://host:port`` and ``(user, pw)``; other values unchanged."""
+    urls, auth = {}, {}
+    for key, url in endpoints.items():
+        parts = urlsplit(url)
+        if parts.scheme.startswith("http") and parts.username:
+            auth[key] = (unquote(parts.username), unquote(parts.password or ""))
+            urls[key] = parts._replace(netloc=f"{parts.hostname}:{parts.port}").geturl()
+        else:
+            urls[key] = url
+    return urls, auth
+
+
+def read_endpoints(path: Path) -> dict[str, str]:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+@dataclass
+class Provider:
+    """A running stack: its mode, endpoints (credentials split out), settings and how to drive it."""
+
+    mode: str  # "compose" or "native"
+    endpoints: dict[str, str]
+    settings: Settings
+    env: dict[str, str]  # the environment `python -m sandbox` runs with for this stack
+    owned: bool  # started by the tests: stopped by them
+    up_output: str = ""
+    temp_root: Path | None = None  # the native sandbox's temporary directory
+    urls: dict[str, str] = field(init=False)
+    auth: dict[str, tuple[str, str]] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.endpoints.pop("mode", None)
+        self.urls, self.auth = split_credentials(self.endpoints)
+
+    def has(self, key: str) -> bool:
+        return key in self.urls
+
+    def url(self, key: str) -> str:
+        return self.urls[key]
+
+    @property
+    def state_dir(self) -> Path:
+        return self.settings.state_dir
+
+    def admin_headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.settings['ADMIN_TOKEN']}"}
+
+    def sandbox(self, command: str, timeout: float) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "sandbox", command], cwd=ROOT, env=self.env,
+                              capture_output=True, text=True, timeout=timeout, check=False)
+
+    def compose(self, *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(compose_command(self.settings, *args), capture_output=True, text=True,
+                              timeout=timeout, check=False)
+
+    def stop(self, keep_logs: Path | None = None) -> str:
+        """Stop what the tests started (nothing otherwise); the output of `down`. A native sandbox's
+        logs are copied to ``keep_logs`` first (its directory is deleted)."""
+        if not self.owned:
+            return ""
+        try:
+            done = self.sandbox("down", DOWN_TIMEOUT)
+            return done.stdout + done.stderr
+        finally:
+            if self.temp_root is not None:
+                if keep_logs is not None and self.settings.logs_dir.is_dir():
+                    shutil.rmtree(keep_logs, ignore_errors=True)
+                    shutil.copytree(self.settings.logs_dir, keep_logs)
+                if not os.environ.get("E2E_KEEP_SANDBOX"):
+                    shutil.rmtree(self.temp_root, ignore_errors=True)
+
+
+def _compose_usable() -> tuple[bool, str]:
+    if not docker_reachable():
+        return False, "no Docker engine answers `docker info`"
+    version = compose_version()
+    if version is None or version < MIN_COMPOSE_VERSION:
+        wanted = ".".join(map(str, MIN_COMPOSE_VERSION))
+        found = "missing" if version is None else ".".join(map(str, version))
+        return False, f"docker compose is {found} ({wanted}+ needed)"
+    return True, "a Docker engine and docker compose answer"
+
+
+def _running_compose(settings: Settings) -> dict[str, str] | None:
+    endpoints = read_endpoints(endpoints_file(settings))
+    if endpoints.get("mode") != "compose" or "app" not in endpoints:
+        return None
+    try:
+        ready = session().get(f"{endpoints['app']}/readyz", timeout=5).status_code == 200
+    except requests.RequestException:
+        return None
+    return endpoints if ready else None
+
+
+def choose_provider() -> tuple[str, str]:
+    """("running-compose" | "compose" | "native", why), without starting anything."""
+    settings = load_settings()
+    if _running_compose(settings) is not None:
+        return "running-compose", f"{endpoints_file(settings)} describes a running compose stack"
+    usable, why = _compose_usable()
+    return ("compose" if usable else "native"), why
+
+
+def start_provider() -> Provider:
+    how, _why = choose_provider()
+    if how == "running-compose":
+        settings = load_settings()
+        endpoints = _running_compose(settings) or {}
+        return Provider("compose", dict(endpoints), settings, {**os.environ}, owned=False)
+    if how == "compose":
+        return _start_compose()
+    return _start_native()
+
+
+def _start_compose() -> Provider:
+    env = {**os.environ}
+    done = subprocess.run([sys.executable, "-m", "sandbox", "up"], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=COMPOSE_UP_TIMEOUT, check=False)
+    settings = load_settings()  # `up` may just have created .env
+    if done.returncode != 0:
+        ps = subprocess.run(compose_command(settings, "ps", "--all"), capture_output=True, text=True, check=False)
+        raise ProviderError(f"`python -m sandbox up` (compose) failed ({done.returncode}):\n{done.stdout[-4000:]}\n"
+                            f"{done.stderr[-4000:]}\n{ps.stdout}")
+    endpoints = read_endpoints(endpoints_file(settings))
+    if endpoints.get("mode") != "compose":
+        raise ProviderError(f"`up` chose {endpoints.get('mode')!r} although a Docker engine answers:\n{done.stdout}")
+    return Provider("compose", endpoints, settings, env, owned=True, up_output=done.stdout)
+
+
+def native_programs_problem(settings: Settings) -> str | None:
+    """Why the native sandbox cannot start here (`make doctor`'s check of its programs), or None."""
+    from sandbox import doctor
+
+    check = doctor.check_native_programs(settings)
+    return None if check.verdict != "fail" else check.detail
+
+
+def _start_native() -> Provider:
+    if problem := native_programs_problem(load_settings()):
+        raise ProviderUnavailable(f"no Docker engine, and the native sandbox lacks programs: {problem}")
+    # As root, PostgreSQL and Elasticsearch run as other users, which cannot enter pytest's private
+    # temporary directories: the state goes to a world-traversable one, as .sandbox/ in a checkout.
+    root = Path(tempfile.mkdtemp(prefix="e2e-sandbox-"))
+    root.chmod(0o755)
+    keys = port_keys()
+    ports = dict(zip(keys, _distinct_free_ports(len(keys)), strict=True))
+    env = {**os.environ, "SANDBOX_DIR": str(root / "state"), "SANDBOX_ENV_FILE": str(root / ".env"),
+           "SANDBOX_START_TIMEOUT": os.environ.get("E2E_START_TIMEOUT", NATIVE_START_TIMEOUT),
+           **{key: str(port) for key, port in ports.items()}}
+    env.pop("COMPOSE_FILE", None)
+    try:
+        done = subprocess.run([sys.executable, "-m", "sandbox", "up"], cwd=ROOT, env=env, capture_output=True,
+                              text=True, timeout=NATIVE_UP_TIMEOUT, check=False)
+    except subprocess.TimeoutExpired as exc:
+        _cleanup_native(env, root)
+        raise ProviderError(f"`python -m sandbox up` (native) did not finish within {NATIVE_UP_TIMEOUT}s:\n"
+                            f"{_text(exc.stdout)[-4000:]}\n{_text(exc.stderr)[-4000:]}") from None
+    settings = load_settings(environ=env)
+    endpoints = read_endpoints(endpoints_file(settings))
+    if done.returncode != 0 or endpoints.get("mode") != "native":
+        logs = _log_tails(settings)
+        _cleanup_native(env, root)
+        raise ProviderError(f"`python -m sandbox up` (native) failed ({done.returncode}):\n{done.stdout[-4000:]}\n"
+                            f"{done.stderr[-4000:]}\n{logs}")
+    return Provider("native", endpoints, settings, env, owned=True, up_output=done.stdout, temp_root=root)
+
+
+def _text(output: Any) -> str:
+    if isinstance(output, bytes):
+        return output.decode(errors="replace")
+    return output or ""
+
+
+def _log_tails(settings: Settings, lines: int = 12, width: int = 300) -> str:
+    """The end of each component's log, for a failed start (the whole logs are deleted with it)."""
+    parts = []
+    for log in sorted(settings.logs_dir.glob("*.log")):
+        text = [line[:width] for line in log.read_text(errors="replace").splitlines()[-lines:]]
+        if text:
+            parts.append(f"--- {log.name} ---\n" + "\n".join(text))
+    return "\n".join(parts)
+
+
+def _cleanup_native(env: dict[str, str], root: Path) -> None:
+    subprocess.run([sys.executable, "-m", "sandbox", "down"], cwd=ROOT, env=env, capture_output=True, text=True,
+                   timeout=DOWN_TIMEOUT, check=False)
+    if not os.environ.get("E2E_KEEP_SANDBOX"):
+        shutil.rmtree(root, ignore_errors=True)
