@@ -93,12 +93,12 @@ class ObservabilityConfig:
     traces_sampler: str = _DEFAULTS["OTEL_TRACES_SAMPLER"]
     traces_sampler_arg: str = _DEFAULTS["OTEL_TRACES_SAMPLER_ARG"]
     sql_commenter: bool = False
-    redis_url: str = _DEFAULTS["REDIS_URL"]
+    redis_url: str = field(default=_DEFAULTS["REDIS_URL"], repr=False)  # may hold a password
     error_window_seconds: int = int(_DEFAULTS["ERROR_WINDOW_SECONDS"])
     alert_dedupe_seconds: int = int(_DEFAULTS["ALERT_DEDUPE_SECONDS"])
     active_user_window_seconds: int = int(_DEFAULTS["ACTIVE_USER_WINDOW_SECONDS"])
     degraded_warning_interval_seconds: float = float(_DEFAULTS["DEGRADED_WARNING_INTERVAL_SECONDS"])
-    alert_webhook_url: str = ""
+    alert_webhook_url: str = field(default="", repr=False)  # a Slack webhook URL is a credential
     alert_email_to: tuple[str, ...] = ()
     alert_email_from: str = _DEFAULTS["ALERT_EMAIL_FROM"]
     smtp_host: str = _DEFAULTS["SMTP_HOST"]

@@ -14,7 +14,6 @@ import hashlib
 import logging
 import re
 import time
-import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -57,11 +56,13 @@ class ErrorReport:
 
 
 def _top_frame(error: BaseException) -> str:
-    frames = traceback.extract_tb(error.__traceback__)
-    if not frames:
+    tb = error.__traceback__
+    if tb is None:
         return "<unknown>"
-    innermost = frames[-1]
-    return f"{innermost.filename.rsplit('/', 1)[-1]}:{innermost.name}"
+    while tb.tb_next is not None:  # the innermost frame, without reading source lines from disk
+        tb = tb.tb_next
+    code = tb.tb_frame.f_code
+    return f"{code.co_filename.rsplit('/', 1)[-1]}:{code.co_name}"
 
 
 class ErrorAggregator:
@@ -138,14 +139,21 @@ def init_error_capture(
         return json_error(error.code, error.name, error.description or error.name, error.get_response())
 
     def handle_unhandled(error: Exception) -> Response:
-        report = ErrorReport.of(error, redactor)
+        try:
+            report = ErrorReport.of(error, redactor)
+        except Exception:
+            report = ErrorReport("unreportable", type(error).__qualname__, "<unprintable>", "<unknown>")
         _logger.error("unhandled exception", exc_info=error, extra={
             "event": "unhandled_exception", "fingerprint": report.fingerprint,
             "endpoint": request.url_rule.rule if request.url_rule is not None else None,
         })
         APP_ERRORS.labels(report.error_type).inc()
         aggregator.record(report)
-        on_unhandled(report, error)
+        try:
+            on_unhandled(report, error)
+        except Exception as failure:
+            _logger.warning("alert for an unhandled exception failed", extra={
+                "event": "alert_failed", "error_type": type(failure).__name__})
         return json_error(500, "Internal Server Error", "internal error; quote the request_id when reporting it")
 
     app.register_error_handler(HTTPException, handle_http_error)

@@ -107,7 +107,7 @@ class JsonLogFormatter(OrjsonFormatter):
         if record.exc_info and record.exc_info[0] is not None:
             exc_type, exc, _ = record.exc_info
             fields["type"] = exc_type.__name__
-            fields["message"] = self._redactor.text(str(exc))
+            fields["message"] = self._redactor.text(_printable(exc))
         return fields
 
     def jsonify_log_record(self, log_data: dict[str, Any]) -> str:
@@ -117,6 +117,13 @@ class JsonLogFormatter(OrjsonFormatter):
         except (orjson.JSONEncodeError, TypeError):
             # orjson refuses integers wider than 64 bits; the record must not be lost for that.
             return json.dumps(log_data, default=str, ensure_ascii=False)
+
+
+def _printable(error: BaseException | None) -> str:
+    try:
+        return str(error)
+    except Exception:
+        return "<exception str() failed>"
 
 
 def _add_trace_ids(log_data: dict[str, Any]) -> None:

@@ -14,6 +14,7 @@ import email.utils
 import logging
 import random
 import smtplib
+import ssl
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -31,6 +32,9 @@ _logger = logging.getLogger("observability.notifications")
 WEBHOOK = "webhook"
 EMAIL = "email"
 _BACKOFF_BASE_SECONDS = 2.0
+_BROKER_DOWN_CLAIM_SECONDS = 30
+# smtplib otherwise asks the resolver for this host's full name (socket.getfqdn), outside its timeout.
+_SMTP_LOCAL_HOSTNAME = "localhost"
 
 
 @dataclass(frozen=True)
@@ -91,7 +95,8 @@ def post_webhook(url: str, alert: Alert, timeout: float) -> None:
     try:
         response = requests.post(url, json=slack_payload(alert), timeout=timeout)
     except (requests.ConnectionError, requests.Timeout) as error:
-        raise TransientNotificationError(type(error).__name__) from error
+        # from None: the error's text holds the webhook URL, which is a secret (Slack's is).
+        raise TransientNotificationError(type(error).__name__) from None
     status = response.status_code
     if status in (408, 429) or status >= 500:
         raise TransientNotificationError(f"HTTP {status}", _parse_retry_after(response.headers.get("Retry-After")))
@@ -114,7 +119,8 @@ def email_message(alert: Alert, sender: str, recipients: tuple[str, ...]) -> Ema
 def send_email(config: ObservabilityConfig, alert: Alert) -> None:
     message = email_message(alert, config.alert_email_from, config.alert_email_to)
     try:
-        with smtplib.SMTP(config.smtp_host, config.smtp_port, timeout=config.notify_timeout_seconds) as smtp:
+        with smtplib.SMTP(config.smtp_host, config.smtp_port, local_hostname=_SMTP_LOCAL_HOSTNAME,
+                          timeout=config.notify_timeout_seconds) as smtp:
             if config.smtp_starttls:
                 smtp.starttls()
             if config.smtp_username:
@@ -129,8 +135,11 @@ def send_email(config: ObservabilityConfig, alert: Alert) -> None:
         if 400 <= error.smtp_code < 500:
             raise TransientNotificationError(f"SMTP {error.smtp_code}") from error
         raise PermanentNotificationError(f"SMTP {error.smtp_code}") from error
+    except (smtplib.SMTPNotSupportedError, ssl.SSLCertVerificationError) as error:
+        # OSError subclasses, but no retry will make the server support STARTTLS or trust the cert.
+        raise PermanentNotificationError(f"SMTP {type(error).__name__}") from None
     except OSError as error:  # refused, reset, timed out, disconnected
-        raise TransientNotificationError(type(error).__name__) from error
+        raise TransientNotificationError(type(error).__name__) from None
 
 
 class Notifier:
@@ -161,15 +170,24 @@ class Notifier:
             return "deduplicated"
         alert = Alert(fingerprint, int(time.time() // window_seconds), severity, title, message,
                       self._config.service_name, self._config.environment, details)
+        queued = [channel for channel in self.channels if self._queue(channel, alert)]
+        if queued:
+            return "queued"
+        # Nothing reached the broker: keep the claim briefly, so that an error storm during a broker
+        # outage does not pay a connection timeout per request, then let a later occurrence retry.
+        self._redis.run("alert dedupe backoff", lambda r: r.set(claim, "broker-down", ex=_BROKER_DOWN_CLAIM_SECONDS))
+        return "unavailable"
+
+    def _queue(self, channel: str, alert: Alert) -> bool:
+        """Publishes one channel's task on its own, so one failed publish cannot cost the others."""
         try:
-            for channel in self.channels:
-                self.tasks[channel].apply_async(kwargs={"alert": asdict(alert)}, retry=False)
-                ALERT_NOTIFICATIONS.labels(channel, "queued").inc()
+            # The app's publish retry policy (one quick retry after a reconnect) applies.
+            self.tasks[channel].apply_async(kwargs={"alert": asdict(alert)}, retry=True)
         except Exception as error:
-            self._redis.run("alert dedupe release", lambda r: r.delete(claim))
-            self._warnings.warn("broker", "alert notification could not be queued", error)
-            return "unavailable"
-        return "queued"
+            self._warnings.warn("broker", f"{channel} alert notification could not be queued", error)
+            return False
+        ALERT_NOTIFICATIONS.labels(channel, "queued").inc()
+        return True
 
 
 def register_tasks(celery_app: Celery, config: ObservabilityConfig, redis: GuardedRedis,
@@ -204,6 +222,8 @@ def _register(celery_app: Celery, config: ObservabilityConfig, redis: GuardedRed
             })
             raise self.retry(exc=error, countdown=countdown) from error
         except PermanentNotificationError as error:
+            _give_up(redis, prefix, channel, notice, error)
+        except Exception as error:
             _give_up(redis, prefix, channel, notice, error)
         redis.run("alert delivery mark", lambda r: r.set(delivered, "sent", ex=config.alert_dedupe_seconds))
         ALERT_NOTIFICATIONS.labels(channel, "sent").inc()

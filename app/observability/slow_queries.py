@@ -16,6 +16,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
 from observability.metrics import DB_QUERY_DURATION, DB_SLOW_QUERIES, _LabelCache
+from observability.redaction import Redactor
 
 _logger = logging.getLogger("observability.slow_queries")
 _STARTED = "_observability_started"
@@ -34,8 +35,11 @@ def _row_count(parameters: Any, executemany: bool) -> int:
     return 1
 
 
-def watch_engine(engine: Engine, threshold_ms: float, statement_max_chars: int) -> None:
+def watch_engine(engine: Engine, threshold_ms: float, statement_max_chars: int,
+                 redactor: Redactor | None = None) -> None:
+    """Times every statement; `redactor` hides `password = '...'`-style literals in logged statements."""
     threshold = threshold_ms / 1000.0
+    scrub = redactor.text if redactor is not None else str
     durations = _LabelCache(DB_QUERY_DURATION)
     slow_counts = _LabelCache(DB_SLOW_QUERIES)
 
@@ -51,7 +55,7 @@ def watch_engine(engine: Engine, threshold_ms: float, statement_max_chars: int) 
             "duration_ms": round(elapsed * 1000.0, 3),
             "threshold_ms": threshold_ms,
             "operation": operation,
-            "statement": statement[:statement_max_chars],
+            "statement": scrub(statement[:statement_max_chars]),
             "statement_truncated": len(statement) > statement_max_chars,
             "rows_in_batch": rows,
             "outcome": "error" if failed else "ok",

@@ -85,7 +85,7 @@ def init_observability(
     init_error_capture(app, obs.errors, obs.redactor, lambda report, _error: _alert(obs, report))
     app.register_blueprint(admin_blueprint(obs.errors, config.admin_token))
     if engine is not None:
-        watch_engine(engine, config.slow_query_threshold_ms, config.statement_max_chars)
+        watch_engine(engine, config.slow_query_threshold_ms, config.statement_max_chars, obs.redactor)
     if celery is not None:
         propagate_to_tasks()
     if config.tracing_enabled:

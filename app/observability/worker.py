@@ -37,7 +37,7 @@ def init_worker_observability(
     obs = build_observability(config, celery_app)
     process.defer_until_fork()
     if engine is not None:
-        watch_engine(engine, config.slow_query_threshold_ms, config.statement_max_chars)
+        watch_engine(engine, config.slow_query_threshold_ms, config.statement_max_chars, obs.redactor)
     propagate_to_tasks()
     _connect_process_signals(obs, engine)
     _connect_task_signals()

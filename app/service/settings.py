@@ -10,7 +10,6 @@ from dataclasses import dataclass, field
 @dataclass(frozen=True)
 class ServiceSettings:
     database_url: str = field(default="postgresql+psycopg://app@127.0.0.1:5432/app", repr=False)
-    redis_url: str = "redis://127.0.0.1:6379/0"
     broker_url: str = field(default="redis://127.0.0.1:6379/1", repr=False)
     max_body_bytes: int = 1_048_576
     trusted_proxy_hops: int = 0
@@ -25,10 +24,8 @@ class ServiceSettings:
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ServiceSettings:
         env = os.environ if environ is None else environ
         defaults = cls()
-        redis_url = env.get("REDIS_URL") or defaults.redis_url
         return cls(
             database_url=env.get("DATABASE_URL") or defaults.database_url,
-            redis_url=redis_url,
             broker_url=env.get("CELERY_BROKER_URL") or defaults.broker_url,
             max_body_bytes=int(env.get("MAX_BODY_BYTES") or defaults.max_body_bytes),
             trusted_proxy_hops=int(env.get("TRUSTED_PROXY_HOPS") or defaults.trusted_proxy_hops),

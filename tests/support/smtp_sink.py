@@ -15,9 +15,11 @@ from tests.support.services import free_port
 class _Recorder:
     def __init__(self) -> None:
         self.messages: list[Message] = []
+        self.greetings: list[str] = []  # the names clients gave in HELO/EHLO
         self.reject_with: str | None = None  # e.g. "451 try later" or "550 no such user"
 
-    async def handle_DATA(self, _server: SMTP, _session: Session, envelope: Envelope) -> str:  # noqa: N802
+    async def handle_DATA(self, _server: SMTP, session: Session, envelope: Envelope) -> str:  # noqa: N802
+        self.greetings.append(session.host_name)
         if self.reject_with:
             return self.reject_with
         self.messages.append(email.message_from_bytes(envelope.content))

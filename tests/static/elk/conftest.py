@@ -38,7 +38,7 @@ def app_log_lines(tmp_path_factory: pytest.TempPathFactory, span_exporter: Any) 
     dead_redis = f"redis://127.0.0.1:{_closed_port()}/0"
     config = ObservabilityConfig(tracing_enabled=True, redis_url=dead_redis, log_file=str(log_file),
                                  slow_query_threshold_ms=0.0, degraded_warning_interval_seconds=60.0)
-    settings = ServiceSettings(database_url=f"sqlite:///{workdir / 'service.db'}", redis_url=dead_redis,
+    settings = ServiceSettings(database_url=f"sqlite:///{workdir / 'service.db'}",
                                broker_url=dead_redis, ai_latency_ms=0.0)
     app = create_app(settings, config)
 

@@ -84,3 +84,23 @@ def test_admin_view_requires_the_token(make_config) -> None:
     assert client.get("/admin/errors?limit=0", headers=good).status_code == 400
     # Authorised, but the aggregation store (Redis) is down here: a clear 503, not a 500.
     assert client.get("/admin/errors", headers=good).status_code == 503
+
+
+class _UnprintableError(Exception):
+    def __str__(self) -> str:
+        raise RuntimeError("cannot print me")
+
+
+def test_an_exception_that_cannot_be_printed_still_gets_a_json_500(demo, log_lines) -> None:
+    app, _ = demo
+
+    def broken() -> None:
+        raise _UnprintableError
+
+    app.add_url_rule("/unprintable", "unprintable", broken)
+    response = app.test_client().get("/unprintable")
+    assert response.status_code == 500
+    assert response.get_json()["request_id"]
+    records = log_lines.read()
+    assert [r["event"] for r in records if r.get("event") in ("unhandled_exception", "api_access")] == [
+        "unhandled_exception", "api_access"]

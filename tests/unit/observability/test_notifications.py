@@ -116,3 +116,21 @@ def test_smtp_down_is_transient() -> None:
 
     with pytest.raises(TransientNotificationError):
         send_email(_smtp_config(free_port()), ALERT)
+
+
+def test_smtp_greets_with_a_fixed_name_instead_of_a_dns_lookup() -> None:
+    # smtplib's default (socket.getfqdn) asks the resolver, outside the connection's timeout.
+    with SmtpSink() as smtp:
+        send_email(_smtp_config(smtp.port), ALERT)
+        assert smtp.recorder.greetings == ["localhost"]
+
+
+def test_a_failed_webhook_post_does_not_carry_its_url() -> None:
+    import traceback
+
+    from tests.support.services import free_port
+
+    secret_url = f"http://127.0.0.1:{free_port()}/services/T000/B000/s3cr3t-webhook-token"
+    with pytest.raises(TransientNotificationError) as raised:
+        post_webhook(secret_url, ALERT, timeout=1)
+    assert "s3cr3t-webhook-token" not in "".join(traceback.format_exception(raised.value))

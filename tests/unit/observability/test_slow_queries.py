@@ -80,3 +80,21 @@ def test_failure_after_execution_started_is_logged_as_error(engine, log_lines) -
 ])
 def test_operation_of(statement: str, operation: str) -> None:
     assert operation_of(statement) == operation
+
+
+def test_literals_assigned_to_secret_names_are_hidden_in_logged_statements(make_config, log_lines) -> None:
+    from observability.redaction import Redactor
+
+    configure_logging(make_config())
+    engine = create_engine("sqlite://")
+
+    @event.listens_for(engine, "connect")
+    def add_sleep(dbapi_connection, _record) -> None:
+        dbapi_connection.create_function("sleep_ms", 1, lambda ms: time.sleep(ms / 1000) or 0)
+
+    watch_engine(engine, threshold_ms=20, statement_max_chars=500, redactor=Redactor(("password",)))
+    with engine.connect() as connection:
+        connection.execute(text(f"SELECT sleep_ms(30) WHERE 'x' <> 'password = {SECRET}'"))
+    (slow,) = log_lines.events("slow_query")
+    assert SECRET not in slow["statement"]
+    assert "[REDACTED]" in slow["statement"]

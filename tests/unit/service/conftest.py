@@ -13,7 +13,7 @@ def make_service(tmp_path: Path, make_config, dead_redis_url):
     """The real service on SQLite, with Redis and the broker unreachable."""
 
     def make(tracing: bool = False, **settings):
-        values = {"database_url": f"sqlite:///{tmp_path / 'service.db'}", "redis_url": dead_redis_url,
+        values = {"database_url": f"sqlite:///{tmp_path / 'service.db'}",
                   "broker_url": dead_redis_url, "ai_latency_ms": 0.0}
         values.update(settings)
         config = make_config(tracing_enabled=tracing, admin_token=values.get("admin_token", ""))
