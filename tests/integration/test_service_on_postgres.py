@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import time
+
 import pytest
-import requests
 from sqlalchemy import text
 
+from observability import ObservabilityConfig
 from observability.metrics import ACTIVE_USERS_NAME
+from service import create_app
+from service.settings import ServiceSettings
 from tests.integration.conftest import ADMIN
 
 pytestmark = pytest.mark.integration
@@ -61,17 +66,9 @@ def test_active_users_are_counted_across_processes(app, client) -> None:
 
 
 def test_chaos_knobs_are_shared_by_every_process(app, service_env, tracer_provider) -> None:
-    import os
-
-    from observability import ObservabilityConfig
-    from service import create_app
-    from service.settings import ServiceSettings
-
     env = {**os.environ, **service_env}
     other = create_app(ServiceSettings.from_env(env), ObservabilityConfig.from_env(env)).test_client()
     app.test_client().put("/admin/chaos", json={"latency_ms": 0, "error_rate": 1.0}, headers=ADMIN)
-    import time
-
     time.sleep(0.3)  # the other process re-reads knobs every CHAOS_REFRESH_SECONDS (0.2 s here)
     assert other.get("/api/episodes").status_code == 500
     app.test_client().put("/admin/chaos", json={}, headers=ADMIN)
@@ -89,8 +86,6 @@ def test_redis_outage_degrades_quietly_and_recovers(client, redis_server, log_li
         assert len(warnings) <= 2  # redis (and at most the readiness probe's view of it): never per request
     finally:
         redis_server.start()
-    import time
-
     time.sleep(2.1)  # the short circuit re-closes after two seconds
     assert client.get("/readyz").status_code == 200
 
@@ -108,7 +103,3 @@ def test_database_outage_is_503_then_recovers_without_restart(client, postgres) 
         postgres.start()
     assert client.get("/api/episodes").status_code == 200
 
-
-def test_metrics_listener_is_not_the_public_port(client) -> None:
-    assert client.get("/metrics").status_code == 404
-    assert requests.__name__  # the gunicorn test checks the separate listener over real sockets
