@@ -40,7 +40,7 @@ from sandbox import processes
 from sandbox.common import LOOPBACK, MissingToolError, log_size, tail
 from sandbox.env import Settings
 from sandbox.postgres import can_reach
-from sandbox.runners import Started
+from sandbox.runners import PidFileRunner, Started
 
 ARTIFACT = "org.elasticsearch.distribution.integ-test-zip:elasticsearch:{version}:zip"
 MIN_JAVA = 21
@@ -353,11 +353,8 @@ def install(s: Settings, say: Say = _print) -> None:
 
 
 @dataclass(frozen=True)
-class ElasticsearchRunner:
-    """Elasticsearch as a process group of ours (runuser and the JVMs), found through its pid file."""
-
-    def pid(self, name: str, s: Settings) -> int | None:
-        return processes.read_pidfile(s.pidfile(name))
+class ElasticsearchRunner(PidFileRunner):
+    """Elasticsearch as a process group of ours (runuser and the JVMs)."""
 
     def start(self, name: str, s: Settings) -> Started:
         java = find_java()
@@ -370,15 +367,6 @@ class ElasticsearchRunner:
                                   log=s.log(name), pidfile=s.pidfile(name))
         who = f", as {user.pw_name}" if user is not None else ""
         return Started(lambda: process.poll() is not None, f"Elasticsearch {version}, Java {java.major}{who}{note}")
-
-    def stop(self, name: str, s: Settings) -> str:
-        pid = self.pid(name, s)
-        how = processes.stop_group(pid) if pid is not None else "not running"
-        s.pidfile(name).unlink(missing_ok=True)
-        return how
-
-    def log(self, name: str, s: Settings) -> Path:
-        return s.log(name)
 
 
 def provision(s: Settings) -> str:

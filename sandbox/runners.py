@@ -42,23 +42,11 @@ def _nothing(_s: Settings) -> None:
     return None
 
 
-@dataclass(frozen=True)
-class Spawned:
-    """A process started in its own session, found through its pid file, stopped by process group."""
-
-    argv: Callable[[Settings], list[str]]
-    env: Callable[[Settings], dict[str, str]] = _no_env
-    cwd: Callable[[Settings], Path] = _at_root
-    prepare: Callable[[Settings], None] = _nothing  # what must exist before the process starts
+class PidFileRunner:
+    """A process group of ours, found through its pid file and stopped by process group."""
 
     def pid(self, name: str, s: Settings) -> int | None:
         return processes.read_pidfile(s.pidfile(name))
-
-    def start(self, name: str, s: Settings) -> Started:
-        self.prepare(s)
-        env = {**os.environ, "PYTHONUNBUFFERED": "1", **self.env(s)}
-        process = processes.spawn(self.argv(s), env=env, cwd=self.cwd(s), log=s.log(name), pidfile=s.pidfile(name))
-        return Started(lambda: process.poll() is not None)
 
     def stop(self, name: str, s: Settings) -> str:
         pid = self.pid(name, s)
@@ -68,6 +56,22 @@ class Spawned:
 
     def log(self, name: str, s: Settings) -> Path:
         return s.log(name)
+
+
+@dataclass(frozen=True)
+class Spawned(PidFileRunner):
+    """A process started in its own session."""
+
+    argv: Callable[[Settings], list[str]]
+    env: Callable[[Settings], dict[str, str]] = _no_env
+    cwd: Callable[[Settings], Path] = _at_root
+    prepare: Callable[[Settings], None] = _nothing  # what must exist before the process starts
+
+    def start(self, name: str, s: Settings) -> Started:
+        self.prepare(s)
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", **self.env(s)}
+        process = processes.spawn(self.argv(s), env=env, cwd=self.cwd(s), log=s.log(name), pidfile=s.pidfile(name))
+        return Started(lambda: process.poll() is not None)
 
 
 @dataclass(frozen=True)
