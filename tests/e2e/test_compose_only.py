@@ -10,10 +10,8 @@ skip, with the reason, when the provider is the native sandbox, without starting
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import re
 import socket
-import sys
 import threading
 import time
 import uuid
@@ -27,6 +25,7 @@ import requests
 
 from tests.support.e2e_app import set_chaos
 from tests.support.e2e_stack import Provider, choose_provider
+from tests.support.scripts import load_script
 from tests.support.visibility import wait_for
 
 REPO = Path(__file__).resolve().parents[2]
@@ -34,14 +33,8 @@ GRAFANA_DATASOURCES = ("prometheus", "elasticsearch", "jaeger")
 
 
 def _load_provision() -> ModuleType:
-    """setup/provision.py, for the names it provisions (template, policy, users): one source of truth.
-    setup/ is a folder of scripts, not a package: loaded under a name of its own."""
-    spec = importlib.util.spec_from_file_location("e2e_setup_provision", REPO / "setup" / "provision.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
+    """setup/provision.py, for the names it provisions (template, policy, users): one source of truth."""
+    return load_script(REPO / "setup" / "provision.py", "e2e_setup_provision")
 
 
 provision = _load_provision()

@@ -16,9 +16,7 @@ from __future__ import annotations
 import ast
 import configparser
 import glob
-import importlib.util
 import re
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path, PurePosixPath
 from types import ModuleType
@@ -28,6 +26,7 @@ import pytest
 import yaml
 
 from tests.static.compose.stack import CONTAINER_PORTS, REPO, Stack, host_path, image_name, mount_of, mounted_repo_files
+from tests.support.scripts import load_script
 
 # --- environment variables -----------------------------------------------------------------------
 
@@ -176,13 +175,7 @@ def test_setup_gets_every_password_and_the_compose_urls(stack: Stack) -> None:
 
 
 def _load_provision() -> ModuleType:
-    # setup/ is a folder of scripts, not a package: loaded under a name of its own.
-    spec = importlib.util.spec_from_file_location("compose_wiring_provision", REPO / "setup" / "provision.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
+    return load_script(REPO / "setup" / "provision.py", "compose_wiring_provision")
 
 
 # --- host:port ------------------------------------------------------------------------------------

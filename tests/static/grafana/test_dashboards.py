@@ -3,7 +3,6 @@ uid and provisioned, every query valid PromQL over metrics the service exports."
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 from collections.abc import Callable, Iterator
@@ -13,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from tests.support.scripts import load_script
 from tests.support.tools import promql_metric_names
 
 REPO = Path(__file__).resolve().parents[3]
@@ -27,11 +27,7 @@ Dashboards = dict[str, dict[str, Any]]
 
 
 def _generator() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("build_dashboards", GRAFANA / "build_dashboards.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(GRAFANA / "build_dashboards.py", "build_dashboards")
 
 
 @pytest.fixture(scope="module")

@@ -3,16 +3,15 @@ result still loads in Prometheus and fires sooner."""
 
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 import sys
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 import yaml
 
+from tests.support.scripts import load_script
 from tests.support.tools import tool_path
 
 PROMETHEUS = Path(__file__).resolve().parents[3] / "prometheus"
@@ -20,15 +19,7 @@ RULES = PROMETHEUS / "rules"
 SCRIPT = PROMETHEUS / "override_for.py"
 
 
-def _load_script() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("override_for", SCRIPT)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-override_for = _load_script()
+override_for = load_script(SCRIPT, "override_for")
 
 
 def _without_for(doc: dict[str, Any]) -> dict[str, Any]:

@@ -9,7 +9,6 @@ HTTP client, its waiting, its exit code and its output. The real engines are the
 from __future__ import annotations
 
 import base64
-import importlib.util
 import json
 import os
 import socket
@@ -20,11 +19,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+
+from tests.support.scripts import load_script
 
 REPO = Path(__file__).resolve().parents[3]
 SCRIPT = REPO / "setup" / "provision.py"
@@ -42,17 +42,7 @@ NO_FEATURE_INFO = (500, {"error": {"type": "illegal_state_exception",
                          "status": 500})
 
 
-def load_provision() -> ModuleType:
-    # setup/ is a folder of scripts, not a package: load the file under a name of its own.
-    spec = importlib.util.spec_from_file_location("setup_provision", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
-
-
-provision = load_provision()
+provision = load_script(SCRIPT, "setup_provision")
 
 
 @dataclass
