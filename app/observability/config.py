@@ -28,9 +28,11 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("LOG_FILE", "", "Also append JSON lines to this file (one file shared by all processes)."),
     Setting("LOG_FILE_MAX_BYTES", "104857600", "Rotate LOG_FILE past this size."),
     Setting("LOG_FILE_BACKUPS", "5", "Rotated files kept."),
+    Setting("ACCESS_LOG_ENABLED", "true", "One api_access record per request."),
     Setting("ACCESS_LOG_EXCLUDED_PATHS", "/healthz,/readyz", "Paths with no access log and no trace."),
     Setting("SLOW_QUERY_THRESHOLD_MS", "100", "Statements at or above this duration are logged."),
     Setting("SLOW_QUERY_STATEMENT_MAX_CHARS", "2048", "Logged statements are cut to this length."),
+    Setting("HTTP_METRICS_ENABLED", "true", "Request count, duration and in-flight metrics."),
     Setting("METRICS_BIND_ADDRESS", "127.0.0.1", "Address of the separate metrics listener."),
     Setting("METRICS_PORT", "9464", "Port of the web process's metrics listener."),
     Setting("WORKER_METRICS_PORT", "9465", "Port of the Celery worker's metrics listener."),
@@ -82,9 +84,11 @@ class ObservabilityConfig:
     log_file: str = ""
     log_file_max_bytes: int = int(_DEFAULTS["LOG_FILE_MAX_BYTES"])
     log_file_backups: int = int(_DEFAULTS["LOG_FILE_BACKUPS"])
+    access_log_enabled: bool = True
     access_log_excluded_paths: tuple[str, ...] = _split(_DEFAULTS["ACCESS_LOG_EXCLUDED_PATHS"])
     slow_query_threshold_ms: float = float(_DEFAULTS["SLOW_QUERY_THRESHOLD_MS"])
     statement_max_chars: int = int(_DEFAULTS["SLOW_QUERY_STATEMENT_MAX_CHARS"])
+    http_metrics_enabled: bool = True
     metrics_bind_address: str = _DEFAULTS["METRICS_BIND_ADDRESS"]
     metrics_port: int = int(_DEFAULTS["METRICS_PORT"])
     worker_metrics_port: int = int(_DEFAULTS["WORKER_METRICS_PORT"])
@@ -127,10 +131,12 @@ class ObservabilityConfig:
             log_file=get("LOG_FILE"),
             log_file_max_bytes=int(get("LOG_FILE_MAX_BYTES")),
             log_file_backups=int(get("LOG_FILE_BACKUPS")),
+            access_log_enabled=_flag(get("ACCESS_LOG_ENABLED")),
             access_log_excluded_paths=_split(env.get("ACCESS_LOG_EXCLUDED_PATHS", _DEFAULTS[
                 "ACCESS_LOG_EXCLUDED_PATHS"])),
             slow_query_threshold_ms=float(get("SLOW_QUERY_THRESHOLD_MS")),
             statement_max_chars=int(get("SLOW_QUERY_STATEMENT_MAX_CHARS")),
+            http_metrics_enabled=_flag(get("HTTP_METRICS_ENABLED")),
             metrics_bind_address=get("METRICS_BIND_ADDRESS"),
             metrics_port=int(get("METRICS_PORT")),
             worker_metrics_port=int(get("WORKER_METRICS_PORT")),

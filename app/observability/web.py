@@ -80,8 +80,10 @@ def init_observability(
     obs = build_observability(config, celery)
     app.logger.removeHandler(default_handler)
     init_request_id(app, config.tracing_enabled)
-    init_http_metrics(app)
-    init_access_log(app, config.access_log_excluded_paths)
+    if config.http_metrics_enabled:
+        init_http_metrics(app)
+    if config.access_log_enabled:
+        init_access_log(app, config.access_log_excluded_paths)
     init_error_capture(app, obs.errors, obs.redactor, lambda report, _error: _alert(obs, report))
     app.register_blueprint(admin_blueprint(obs.errors, config.admin_token))
     if engine is not None:
