@@ -1,23 +1,55 @@
 """Keeping secrets out of logs, span attributes and notifications.
 
-Two rules, both driven by `REDACT_KEYS`: a field whose name contains a secret word has its value
-replaced, and `word=value` / `word: value` assignments inside free text (exception messages,
-tracebacks) have the value replaced.
+One list of secret words (`REDACT_KEYS`) drives every rule:
+
+- a field, span attribute or query parameter whose name contains a secret word has its value
+  replaced (nested dicts and lists walked);
+- `word=value` / `word: value` assignments inside free text (exception messages, tracebacks,
+  statements, span status descriptions) have the value replaced;
+- URLs lose their userinfo password and the values of secret query parameters;
+- configured credentials (`known_secrets`: the admin token, the SMTP password, the webhook URL's
+  path) are replaced wherever they appear in a span;
+- values bound to SQL statements are replaced in the database's error messages, which quote them
+  back (`invalid input syntax for type integer: "..."`): `hide_parameters` holds for errors too.
 """
 
 from __future__ import annotations
 
 import re
-from typing import Any
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote_plus, urlsplit
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine, ExceptionContext
+
+    from observability.config import ObservabilityConfig
 
 REDACTED = "[REDACTED]"
+# Attribute names (OpenTelemetry semantic conventions, old and new) whose values are URLs or request
+# targets: `http.url`, `http.target`, `url.full`; `url.query` holds the query string alone.
+_URL_ATTRIBUTE_SUFFIXES = (".url", ".target", ".full", ".uri")
+_QUERY_ATTRIBUTE_SUFFIX = ".query"
+# A known secret shorter than this would replace ordinary words; such a value is no secret anyway.
+_KNOWN_SECRET_MIN_CHARS = 8
+# Shorter bound values (ids, flags, 'USD') would mangle the message they were looked for in.
+_BOUND_VALUE_MIN_CHARS = 4
+_USERINFO_PASSWORD = re.compile(r"^([a-z][a-z0-9+.-]*://[^/?#@:]*:)[^/?#@]*@", re.IGNORECASE)
 
 
 class Redactor:
-    def __init__(self, secret_words: tuple[str, ...]) -> None:
+    def __init__(self, secret_words: tuple[str, ...], known_secrets: Iterable[str] = ()) -> None:
         self._words = tuple(word.lower() for word in secret_words)
         self._assignment = _assignment_pattern(self._words)
         self._verdicts: dict[str, bool] = {}  # field names come from code: a small, fixed set
+        # Longest first: a secret that contains another is replaced whole.
+        self._known = tuple(sorted({s for s in known_secrets if len(s) >= _KNOWN_SECRET_MIN_CHARS},
+                                   key=len, reverse=True))
+
+    @classmethod
+    def from_config(cls, config: ObservabilityConfig) -> Redactor:
+        """The redactor of a process: `REDACT_KEYS`, and the credentials this process is configured with."""
+        return cls(config.redact_keys, known_secrets=configured_secrets(config))
 
     def is_secret_key(self, key: str) -> bool:
         verdict = self._verdicts.get(key)
@@ -29,17 +61,88 @@ class Redactor:
         return verdict
 
     def field(self, key: str, value: Any) -> Any:
-        """The value to log for `key`: redacted when the name is secret, nested dicts walked."""
+        """The value to log for `key`: redacted when the name is secret; dicts and lists walked."""
         if self.is_secret_key(key):
             return REDACTED
         if isinstance(value, dict):
             return {k: self.field(str(k), v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            # Items have no names of their own: the dicts among them are walked.
+            return [self.field(key, item) for item in value]
         return value
 
     def text(self, text: str) -> str:
-        if self._assignment is None:
+        """Free text with `secret=value` assignments and known secrets replaced."""
+        return self._assignments(self._known_secrets(text))
+
+    def _known_secrets(self, text: str) -> str:
+        for secret in self._known:
+            if secret in text:
+                text = text.replace(secret, REDACTED)
+        return text
+
+    def _assignments(self, text: str) -> str:
+        # Every assignment has a separator: most texts are skipped without running the pattern.
+        if self._assignment is None or ("=" not in text and ":" not in text):
             return text
         return self._assignment.sub(lambda match: match.group(1) + REDACTED, text)
+
+    def query(self, query: str) -> str:
+        """A query string with the values of secret parameters replaced (names are URL-decoded)."""
+        pairs = query.split("&")
+        for index, pair in enumerate(pairs):
+            name, equals, _ = pair.partition("=")
+            if equals and self.is_secret_key(unquote_plus(name)):
+                pairs[index] = f"{name}={REDACTED}"
+        return "&".join(pairs)
+
+    def url(self, url: str) -> str:
+        """A URL or request target without its userinfo password and secret query values."""
+        url = _USERINFO_PASSWORD.sub(lambda match: match.group(1) + REDACTED + "@", self._known_secrets(url))
+        rest, hash_mark, fragment = url.partition("#")
+        head, question_mark, query = rest.partition("?")
+        if question_mark:
+            query = self.query(query)
+        if hash_mark:
+            fragment = self.query(fragment)  # OAuth implicit flows put tokens in the fragment
+        return self._assignments(head) + question_mark + query + hash_mark + fragment
+
+    def attributes(self, attributes: Mapping[str, Any] | None) -> dict[str, Any] | None:
+        """Span or event attributes with secrets replaced; None when nothing needed replacing."""
+        if not attributes:
+            return None
+        redacted: dict[str, Any] | None = None
+        for key, value in attributes.items():
+            clean = self._attribute(key, value)
+            if clean != value:
+                if redacted is None:
+                    redacted = dict(attributes)
+                redacted[key] = clean
+        return redacted
+
+    def _attribute(self, key: str, value: Any) -> Any:
+        if self.is_secret_key(key):
+            return REDACTED
+        if isinstance(value, str):
+            return self._attribute_text(key, value)
+        if isinstance(value, tuple | list):
+            return tuple(self._attribute_text(key, v) if isinstance(v, str) else v for v in value)
+        return value
+
+    def _attribute_text(self, key: str, value: str) -> str:
+        if key.endswith(_QUERY_ATTRIBUTE_SUFFIX):
+            return self.query(self._known_secrets(value))
+        if key.endswith(_URL_ATTRIBUTE_SUFFIXES):
+            return self.url(value)
+        return self.text(value)
+
+
+def configured_secrets(config: ObservabilityConfig) -> tuple[str, ...]:
+    """The credentials in a configuration, as they could appear in telemetry."""
+    webhook = urlsplit(config.alert_webhook_url)
+    # A Slack-style webhook URL carries its secret in the path (and maybe the query).
+    webhook_secret = webhook.path + (f"?{webhook.query}" if webhook.query else "")
+    return tuple(s for s in (config.admin_token, config.smtp_password, webhook_secret) if s)
 
 
 def _assignment_pattern(words: tuple[str, ...]) -> re.Pattern[str] | None:
@@ -51,3 +154,47 @@ def _assignment_pattern(words: tuple[str, ...]) -> re.Pattern[str] | None:
         rf"((?:{names})[\w-]*['\"]?\s*[=:]\s*['\"]?(?:bearer\s+|basic\s+)?)[^\s,;&'\"}}\)]+",
         re.IGNORECASE,
     )
+
+
+def hide_bound_values_in_errors(engine: Engine) -> None:
+    """Replaces the values bound to a failed statement wherever the error message repeats them.
+
+    `hide_parameters=True` keeps SQLAlchemy from listing parameters, but the database itself quotes
+    a value it could not use (PostgreSQL: `invalid input syntax for type integer: "..."`), and that
+    text reaches log records, span statuses and alerts. Inserted first among the engine's
+    `handle_error` listeners, so the tracing listener's span status sees the scrubbed text.
+    """
+    from sqlalchemy import event  # noqa: PLC0415 - the module stays usable without SQLAlchemy
+
+    event.listen(engine, "handle_error", _scrub_bound_values, insert=True)
+
+
+def _scrub_bound_values(context: ExceptionContext) -> None:
+    statement_error = context.sqlalchemy_exception
+    if statement_error is not None and hasattr(statement_error, "hide_parameters"):
+        statement_error.hide_parameters = True  # even if the engine was created without it
+    values = sorted(set(_bound_strings(context.parameters)), key=len, reverse=True)
+    if not values:
+        return
+    for error in (context.original_exception, statement_error):
+        if error is not None:
+            error.args = tuple(_without(arg, values) if isinstance(arg, str) else arg for arg in error.args)
+
+
+def _bound_strings(parameters: Any) -> Iterable[str]:
+    """Every string value in a DBAPI parameter set: a mapping, a sequence, or a list of either."""
+    if isinstance(parameters, str):
+        if len(parameters) >= _BOUND_VALUE_MIN_CHARS:
+            yield parameters
+    elif isinstance(parameters, Mapping):
+        for value in parameters.values():
+            yield from _bound_strings(value)
+    elif isinstance(parameters, list | tuple):
+        for value in parameters:
+            yield from _bound_strings(value)
+
+
+def _without(text: str, values: list[str]) -> str:
+    for value in values:
+        text = text.replace(value, REDACTED)
+    return text

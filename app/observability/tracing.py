@@ -10,6 +10,7 @@ thread, so an unreachable collector drops spans instead of slowing or failing re
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from typing import Any
 
 from opentelemetry import trace
@@ -20,8 +21,8 @@ from opentelemetry.instrumentation.redis import RedisInstrumentor
 from opentelemetry.instrumentation.requests import RequestsInstrumentor
 from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
+from opentelemetry.sdk.trace import Event, ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 from opentelemetry.sdk.trace.sampling import (
     ALWAYS_OFF,
     ALWAYS_ON,
@@ -29,8 +30,10 @@ from opentelemetry.sdk.trace.sampling import (
     Sampler,
     TraceIdRatioBased,
 )
+from opentelemetry.trace import Status
 
 from observability.config import ObservabilityConfig
+from observability.redaction import Redactor
 
 
 def build_sampler(name: str, argument: str) -> Sampler:
@@ -78,9 +81,78 @@ def start_provider(config: ObservabilityConfig, exporter: SpanExporter | None = 
     })
     provider = TracerProvider(resource=resource, sampler=build_sampler(config.traces_sampler,
                                                                        config.traces_sampler_arg))
-    provider.add_span_processor(BatchSpanProcessor(exporter or OTLPSpanExporter()))
+    redacting = RedactingSpanExporter(exporter or OTLPSpanExporter(), Redactor.from_config(config))
+    provider.add_span_processor(BatchSpanProcessor(redacting))
     trace.set_tracer_provider(provider)
     return provider
+
+
+class RedactingSpanExporter(SpanExporter):
+    """Hands the exporter copies of the spans with secrets replaced (`observability.redaction`).
+
+    The instrumentations record what a request carried: the query string in `http.target`
+    (`?token=...`), exception messages in events, a database's error (quoting a bound value) in the
+    status. Redacting here, on the batch processor's thread, keeps the cost off the request path.
+    """
+
+    def __init__(self, exporter: SpanExporter, redactor: Redactor) -> None:
+        self._exporter = exporter
+        self._redactor = redactor
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        return self._exporter.export([redact_span(span, self._redactor) for span in spans])
+
+    def shutdown(self) -> None:
+        self._exporter.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        return self._exporter.force_flush(timeout_millis)
+
+
+class _RedactedSpan(ReadableSpan):
+    """A finished span with other name, attributes, events or status; the dropped counts kept."""
+
+    def __init__(self, span: ReadableSpan, name: str, attributes: Any, events: Sequence[Event],
+                 status: Status) -> None:
+        super().__init__(name=name, context=span.context, parent=span.parent, resource=span.resource,
+                         attributes=attributes, events=events, links=span.links, kind=span.kind, status=status,
+                         start_time=span.start_time, end_time=span.end_time,
+                         instrumentation_scope=span.instrumentation_scope)
+        self._dropped = (span.dropped_attributes, span.dropped_events, span.dropped_links)
+
+    @property
+    def dropped_attributes(self) -> int:
+        return self._dropped[0]
+
+    @property
+    def dropped_events(self) -> int:
+        return self._dropped[1]
+
+    @property
+    def dropped_links(self) -> int:
+        return self._dropped[2]
+
+
+def redact_span(span: ReadableSpan, redactor: Redactor) -> ReadableSpan:
+    """The span itself when it holds no secret (most do not), else a redacted copy."""
+    name = redactor.text(span.name)
+    attributes = redactor.attributes(span.attributes)
+    events = [_redact_event(event, redactor) for event in span.events]
+    description = span.status.description
+    clean_description = redactor.text(description) if description else description
+    if (name == span.name and attributes is None and clean_description == description
+            and all(new is old for new, old in zip(events, span.events, strict=True))):
+        return span
+    status = Status(span.status.status_code, clean_description) if clean_description != description else span.status
+    return _RedactedSpan(span, name, attributes if attributes is not None else span.attributes, events, status)
+
+
+def _redact_event(event: Event, redactor: Redactor) -> Event:
+    name = redactor.text(event.name)
+    attributes = redactor.attributes(event.attributes)
+    if name == event.name and attributes is None:
+        return event
+    return Event(name, attributes if attributes is not None else event.attributes, event.timestamp)
 
 
 def current_trace_id() -> str | None:
