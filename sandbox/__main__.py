@@ -1,9 +1,11 @@
-"""``python -m sandbox up|down|status|ps|logs|doctor`` (what ``make up``, ``make down``, ... run).
+"""``python -m sandbox up|down|status|ps|logs|doctor|stop|start`` (what ``make up``, ``make down``, ... run).
 
 ``up`` creates ``.env`` with fresh secrets on first use, then starts the compose stack
 (``sandbox.compose``) when a Docker engine and the compose plugin answer, and native processes
 (``sandbox.native``) otherwise. The other commands act on the mode that ``up`` chose, as recorded in
 ``.sandbox/endpoints.json``; with no record, on compose when an engine answers, else native.
+``stop <component>`` and ``start <component>`` stop one component and start it again (waiting until
+it is healthy), leaving the others alone: the fault tests use them.
 """
 
 from __future__ import annotations
@@ -85,10 +87,20 @@ def logs(s: Settings, service: str | None) -> int:
     os.execvp("tail", ["tail", "-n", "40", "-F", *existing])  # noqa: S606, S607 - replaces this process, as `make logs` expects
 
 
+def one_component(s: Settings, mode: str, command: str, name: str | None) -> int:
+    if not name:
+        print(f"`{command}` needs the component (native) or service (compose) to {command}.", file=sys.stderr)
+        return 2
+    if mode == "compose":
+        return compose.stop_service(s, name) if command == "stop" else compose.start_service(s, name)
+    return native.stop_component(s, name) if command == "stop" else native.start_component(s, name)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m sandbox", description="The local sandbox of the service.")
-    parser.add_argument("command", choices=("up", "down", "status", "ps", "logs", "doctor"))
-    parser.add_argument("service", nargs="?", help="logs: only this service (compose) or component (native)")
+    parser.add_argument("command", choices=("up", "down", "status", "ps", "logs", "doctor", "stop", "start"))
+    parser.add_argument("service", nargs="?", help="logs: only this service (compose) or component (native); "
+                                                   "stop, start: the one to stop or start (required)")
     args = parser.parse_args(argv)
     sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]  # progress before errors, even in a pipe
     if args.command == "up":
@@ -99,6 +111,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "logs":
         return logs(settings, args.service)
     mode = current_mode(settings)
+    if args.command in ("stop", "start"):
+        return one_component(settings, mode, args.command, args.service)
     if args.command == "down":
         return compose.down(settings) if mode == "compose" else native.down(settings)
     return compose.status(settings) if mode == "compose" else native.status(settings)

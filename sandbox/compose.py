@@ -1,5 +1,5 @@
-"""``up``, ``down`` and ``status`` of the compose stack (docker-compose.yml), for ``python -m sandbox``
-when a Docker engine answers.
+"""``up``, ``down``, ``status``, ``stop <service>`` and ``start <service>`` of the compose stack
+(docker-compose.yml), for ``python -m sandbox`` when a Docker engine answers.
 
 ``up`` runs ``docker compose up -d --wait`` (compose shows its progress), then writes
 ``.sandbox/endpoints.json`` with the same keys as the native sandbox where a component exists in
@@ -88,6 +88,17 @@ def down(s: Settings) -> int:
 
 def status(s: Settings) -> int:
     return _run(compose_command(s, "ps", "--all"))
+
+
+def stop_service(s: Settings, service: str) -> int:
+    """Stop one service; its container (and data) stays for ``start_service``."""
+    return _run(compose_command(s, "stop", service))
+
+
+def start_service(s: Settings, service: str) -> int:
+    """Start one stopped service, without touching the others, and wait until it is healthy."""
+    return _run(compose_command(s, "up", "--detach", "--no-deps", "--wait", "--wait-timeout",
+                                str(WAIT_TIMEOUT_SECONDS), service))
 
 
 def compose_endpoints(s: Settings) -> list[Endpoint]:

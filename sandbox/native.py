@@ -1,5 +1,5 @@
-"""``up``, ``down`` and ``status`` of the native sandbox: the components of ``sandbox.components``
-as local processes, their state under ``SANDBOX_DIR`` (``.sandbox/``):
+"""``up``, ``down``, ``status``, ``stop <component>`` and ``start <component>`` of the native sandbox:
+the components of ``sandbox.components`` as local processes, their state under ``SANDBOX_DIR`` (``.sandbox/``):
 
     .sandbox/<component>/       working directory (PostgreSQL cluster, Elasticsearch node, Prometheus
                                 configuration and data, Redis dir, metrics dirs, ...)
@@ -75,6 +75,52 @@ def down(s: Settings) -> int:
     if not stopped and not failed:
         print("Nothing is running.")
     return 1 if failed else 0
+
+
+def stop_component(s: Settings, name: str) -> int:
+    """Stop one component, leaving the others (and endpoints.json) alone: a fault to inject."""
+    component = _named(name)
+    if component is None:
+        return 2
+    runner = component.runner
+    assert runner is not None
+    pid = runner.pid(component.name, s)
+    if pid is None:
+        print(f"{component.name} is not running.")
+        return 0
+    print(f"stopping {component.name} (pid {pid}) ...", end=" ", flush=True)
+    started = time.monotonic()
+    how = runner.stop(component.name, s)
+    print(f"stopped in {time.monotonic() - started:.1f}s ({how})")
+    return 0
+
+
+def start_component(s: Settings, name: str) -> int:
+    """Start one component (after ``stop``) and wait until it is healthy; one that runs and is
+    healthy is left alone. The components it depends on must be running."""
+    component = _named(name)
+    if component is None:
+        return 2
+    assert component.runner is not None
+    if component.runner.pid(component.name, s) is None:
+        try:
+            component.install(s)
+        except Exception as exc:
+            print(f"{component.name}: {exc}", file=sys.stderr)
+            return 1
+    return 0 if _bring_up(component, s, float(s.get("SANDBOX_START_TIMEOUT", "60"))) else 1
+
+
+def _named(name: str) -> Component | None:
+    """The native component called ``name``, or None after saying why there is none."""
+    found = [c for c in native() if c.name == name]
+    if found:
+        return found[0]
+    if name in {c.name for c in docker_only()}:
+        print(f"{name} runs only in the compose stack.", file=sys.stderr)
+    else:
+        print(f"No component {name!r}; the native ones: {', '.join(c.name for c in native())}.", file=sys.stderr)
+    return None
 
 
 def status(s: Settings) -> int:

@@ -1,9 +1,12 @@
 """A local stand-in for a Slack-compatible incoming webhook, so alerts work offline.
 
 POST any path: the JSON body is recorded and answered with the next scripted status (200 when
-nothing is scripted). GET /messages lists what was received; DELETE /messages forgets it.
-POST /_script with `[{"status": 500}, {"status": 429, "retry_after": 1}]` scripts the next answers,
-for fault tests. Run: `python -m sandbox.webhook_sink --port 9099` (binds 127.0.0.1).
+nothing is scripted). GET /messages lists what was received, with every attempt (time, path, status,
+text); DELETE /messages forgets it all. POST /_script with `[{"status": 500}, {"status": 429,
+"retry_after": 1}]` scripts the next answers, for fault tests; an answer with `"match": "..."` is
+kept for the next post whose body contains that text, so the app's notifications can be failed
+while Alertmanager's, posted to the same sink, go through. Run: `python -m sandbox.webhook_sink
+--port 9099` (binds 127.0.0.1; the control endpoints have no authentication: loopback only).
 """
 
 from __future__ import annotations
@@ -11,12 +14,14 @@ from __future__ import annotations
 import argparse
 import json
 import threading
+import time
 from collections import deque
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 _MAX_BODY = 1_048_576
 _MAX_KEPT = 10_000
+_TEXT_KEPT = 200  # characters of each attempt's text in the attempt log
 
 
 class SinkState:
@@ -25,6 +30,15 @@ class SinkState:
         self.messages: deque[dict[str, Any]] = deque(maxlen=_MAX_KEPT)
         self.script: deque[dict[str, Any]] = deque()
         self.attempts = 0
+        self.attempt_log: deque[dict[str, Any]] = deque(maxlen=_MAX_KEPT)
+
+    def next_answer(self, raw: str) -> dict[str, Any]:
+        """The first scripted answer meant for this body (removed from the script), else 200."""
+        for scripted in self.script:
+            if scripted.get("match", "") in raw:
+                self.script.remove(scripted)
+                return scripted
+        return {"status": 200}
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -33,12 +47,12 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         return  # quiet: tests and the sandbox read /messages instead
 
-    def _body(self) -> Any:
+    def _body(self) -> tuple[Any, str]:
         length = int(self.headers.get("Content-Length") or 0)
         if length > _MAX_BODY:
             raise ValueError("body too large")
-        raw = self.rfile.read(length)
-        return json.loads(raw) if raw else None
+        raw = self.rfile.read(length).decode(errors="replace")
+        return (json.loads(raw) if raw else None), raw
 
     def _answer(self, status: int, payload: Any = None, headers: dict[str, str] | None = None) -> None:
         data = json.dumps(payload if payload is not None else {"ok": status < 400}).encode()
@@ -54,7 +68,8 @@ class _Handler(BaseHTTPRequestHandler):
         state = self.server.state
         if self.path.rstrip("/") == "/messages":
             with state.lock:
-                self._answer(200, {"messages": list(state.messages), "attempts": state.attempts})
+                self._answer(200, {"messages": list(state.messages), "attempts": state.attempts,
+                                   "attempt_log": list(state.attempt_log)})
         elif self.path == "/healthz":
             self._answer(200)
         else:
@@ -65,12 +80,13 @@ class _Handler(BaseHTTPRequestHandler):
             self.server.state.messages.clear()
             self.server.state.script.clear()
             self.server.state.attempts = 0
+            self.server.state.attempt_log.clear()
         self._answer(200)
 
     def do_POST(self) -> None:
         state = self.server.state
         try:
-            body = self._body()
+            body, raw = self._body()
         except ValueError:
             self._answer(400, {"ok": False, "error": "invalid JSON or body too large"})
             return
@@ -81,7 +97,10 @@ class _Handler(BaseHTTPRequestHandler):
             return
         with state.lock:
             state.attempts += 1
-            scripted = state.script.popleft() if state.script else {"status": 200}
+            scripted = state.next_answer(raw)
+            text = body.get("text", "") if isinstance(body, dict) else ""
+            state.attempt_log.append({"at": time.time(), "path": self.path, "status": scripted["status"],
+                                      "text": str(text)[:_TEXT_KEPT]})
             if scripted["status"] < 300:
                 state.messages.append({"path": self.path, "body": body})
         headers = {"Retry-After": str(scripted["retry_after"])} if "retry_after" in scripted else None

@@ -3,7 +3,8 @@
 `GuardedRedis` runs Redis calls for the instrumentation (error aggregation, alert dedupe, active
 users). A failure opens a short circuit so the following requests skip Redis instead of each waiting
 for a timeout, and `ThrottledWarning` logs one warning per interval, with the number suppressed,
-instead of one per request.
+instead of one per request. `ThrottledLogFilter` does the same to a library's own failure records
+(the trace exporter logs several per failed batch while its collector is down).
 """
 
 from __future__ import annotations
@@ -40,6 +41,42 @@ class ThrottledWarning:
             "event": "dependency_degraded", "dependency": part,
             "error_type": type(error).__name__, "suppressed_since_last": suppressed,
         })
+
+
+class ThrottledLogFilter(logging.Filter):
+    """Lets one record per interval through for each (logger, level, message template) at WARNING or
+    above; the next one let through carries `suppressed_since_last`. Lower levels pass untouched."""
+
+    def __init__(self, interval_seconds: float) -> None:
+        super().__init__()
+        self._interval = interval_seconds
+        self._next_at: dict[tuple[str, int, str], float] = {}
+        self._suppressed: dict[tuple[str, int, str], int] = {}
+        self._lock = threading.Lock()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno < logging.WARNING:
+            return True
+        key = (record.name, record.levelno, str(record.msg))
+        now = time.monotonic()
+        with self._lock:
+            if now < self._next_at.get(key, 0.0):
+                self._suppressed[key] = self._suppressed.get(key, 0) + 1
+                return False
+            self._next_at[key] = now + self._interval
+            record.suppressed_since_last = self._suppressed.pop(key, 0)
+        return True
+
+
+def throttle_logger(name: str, interval_seconds: float) -> ThrottledLogFilter:
+    """Installs one `ThrottledLogFilter` on the logger `name` (again: the one installed is kept)."""
+    logger = logging.getLogger(name)
+    for existing in logger.filters:
+        if isinstance(existing, ThrottledLogFilter):
+            return existing
+    throttle = ThrottledLogFilter(interval_seconds)
+    logger.addFilter(throttle)
+    return throttle
 
 
 class GuardedRedis:

@@ -1,23 +1,34 @@
 """Alert notifications sent by Celery tasks: a Slack-compatible webhook and e-mail over SMTP.
 
-An error storm sends one notification per fingerprint per window: the web process claims the
-fingerprint in Redis (`SET NX EX`) before queueing, and each channel's task marks its delivery so a
-redelivered task does not send twice (webhooks have no idempotency key; e-mails carry a
-deterministic Message-ID for receivers that deduplicate). Transient failures (timeouts, connection
-errors, HTTP 408/429/5xx, SMTP 4xx) are retried with exponential backoff and full jitter, honouring
-`Retry-After`; anything else fails at once and frees the claim so a later occurrence can try again.
+An error storm sends one notification per fingerprint per channel per window: the web process
+claims the fingerprint for each channel in Redis (`SET NX EX`) before queueing that channel's task,
+and the task marks its delivery of this very alert, so a redelivered task does not send twice
+(webhooks have no idempotency key; e-mails carry a deterministic Message-ID for receivers that
+deduplicate). Claims are per channel: one channel's permanent failure frees only its own claim.
+
+When Redis or the broker is down, the alert waits in a small outbox in the process (one entry per
+fingerprint, bounded) and a background thread hands it on once both answer again: the claims then
+decide which process's copy goes out, so each channel still sends it once.
+
+Transient failures (timeouts, connection errors, HTTP 408/429/5xx, SMTP 4xx) are retried with
+exponential backoff and jitter, honouring `Retry-After`; anything else fails at once and frees that
+channel's claim so a later occurrence can try again.
 """
 
 from __future__ import annotations
 
 import email.utils
 import logging
+import os
 import random
+import secrets
 import smtplib
 import ssl
+import threading
 import time
+import weakref
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from email.message import EmailMessage
 from typing import Any
 
@@ -32,7 +43,13 @@ _logger = logging.getLogger("observability.notifications")
 WEBHOOK = "webhook"
 EMAIL = "email"
 _BACKOFF_BASE_SECONDS = 2.0
-_BROKER_DOWN_CLAIM_SECONDS = 30
+# A delivery mark outlives the broker's visibility timeout (1 h), after which Redis hands an
+# unacknowledged task out again: that late copy must still find the mark.
+_DELIVERED_MARK_SECONDS = 2 * 3600
+OUTBOX_CAPACITY = 100  # fingerprints waiting per process; more are dropped (counted, logged)
+OUTBOX_RETRY_SECONDS = 2.0
+# Deletes a claim only while it is still this alert's: an expired claim may belong to a newer one.
+_RELEASE_OWN_CLAIM = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
 # smtplib otherwise asks the resolver for this host's full name (socket.getfqdn), outside its timeout.
 _SMTP_LOCAL_HOSTNAME = "localhost"
 
@@ -40,13 +57,25 @@ _SMTP_LOCAL_HOSTNAME = "localhost"
 @dataclass(frozen=True)
 class Alert:
     fingerprint: str
-    window: int  # which dedupe window this alert belongs to
+    alert_id: str  # one per claim: the e-mail's Message-ID and the key of the delivery marks
     severity: str
     title: str
     message: str
     service: str
     environment: str
     details: dict[str, str]
+
+    @classmethod
+    def from_task(cls, payload: dict[str, Any]) -> Alert:
+        """The alert of a task's arguments; a task queued by an older version had a `window` instead."""
+        if "alert_id" not in payload and "window" in payload:
+            payload = {**payload, "alert_id": f"w{payload['window']}"}
+        known = {f.name for f in fields(cls)}
+        return cls(**{key: value for key, value in payload.items() if key in known})
+
+
+def new_alert_id() -> str:
+    return f"{int(time.time())}-{secrets.token_hex(4)}"
 
 
 class TransientNotificationError(Exception):
@@ -60,8 +89,14 @@ class PermanentNotificationError(Exception):
 
 
 def backoff_seconds(retries: int, cap: float, retry_after: float | None = None) -> float:
-    """Full jitter over an exponential ceiling; never shorter than the server's `Retry-After`."""
-    delay = random.uniform(0.0, min(cap, _BACKOFF_BASE_SECONDS * 2**retries))  # noqa: S311 - jitter, not crypto
+    """Jitter over the upper half of an exponential ceiling; never shorter than the server's `Retry-After`.
+
+    Not full jitter (0 to the ceiling): its waits can all come out near zero, so the retries could
+    be spent within seconds and an outage of a minute lose the notification. The upper half keeps
+    the retries spread out (ceilings 2, 4, 8, ... s) and guarantees a least total retry time.
+    """
+    ceiling = min(cap, _BACKOFF_BASE_SECONDS * 2**retries)
+    delay = random.uniform(ceiling / 2, ceiling)  # noqa: S311 - jitter, not crypto
     if retry_after is not None:
         delay = max(delay, retry_after)
     return min(delay, cap)
@@ -110,7 +145,7 @@ def email_message(alert: Alert, sender: str, recipients: tuple[str, ...]) -> Ema
     message["From"] = sender
     message["To"] = ", ".join(recipients)
     message["Date"] = email.utils.formatdate(localtime=False)
-    message["Message-ID"] = f"<{alert.fingerprint}.{alert.window}@{alert.service}.alerts>"
+    message["Message-ID"] = f"<{alert.fingerprint}.{alert.alert_id}@{alert.service}.alerts>"
     lines = [alert.message, ""] + [f"{name}: {value}" for name, value in alert.details.items()]
     message.set_content("\n".join(lines))
     return message
@@ -142,6 +177,91 @@ def send_email(config: ObservabilityConfig, alert: Alert) -> None:
         raise TransientNotificationError(type(error).__name__) from None
 
 
+def claim_key(prefix: str, fingerprint: str, channel: str) -> str:
+    return f"{prefix}:{fingerprint}:{channel}"
+
+
+def delivered_key(prefix: str, alert: Alert, channel: str) -> str:
+    return f"{prefix}:sent:{alert.fingerprint}:{alert.alert_id}:{channel}"
+
+
+class AlertOutbox:
+    """Alerts of this process that could not be claimed or queued yet, one per fingerprint.
+
+    `hold` keeps an alert with the channels still to do (at most `capacity` fingerprints: more are
+    refused, and the caller counts them). A daemon thread, started by the first `hold` in the
+    process that holds (never at import or set-up, so never in a server's parent before fork),
+    calls `send(alert, channels)` every `retry_seconds` until it returns no channel left. A forked
+    child starts with a fresh lock and no thread: a lock copied while another thread held it would
+    never be released there.
+    """
+
+    def __init__(self, send: Callable[[Alert, tuple[str, ...]], tuple[str, ...]],
+                 capacity: int = OUTBOX_CAPACITY, retry_seconds: float = OUTBOX_RETRY_SECONDS) -> None:
+        self._send = send
+        self.capacity = capacity
+        self._retry_seconds = retry_seconds
+        self._pending: dict[str, tuple[Alert, tuple[str, ...], float]] = {}
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        reset = weakref.WeakMethod(self._after_fork)  # a fork hook must not keep the outbox alive
+
+        def after_fork_in_child() -> None:
+            if (method := reset()) is not None:
+                method()
+
+        os.register_at_fork(after_in_child=after_fork_in_child)
+
+    def _after_fork(self) -> None:
+        self._lock = threading.Lock()
+        self._thread = None
+
+    def __len__(self) -> int:
+        return len(self._pending)
+
+    def holds(self, fingerprint: str) -> bool:
+        return fingerprint in self._pending
+
+    def hold(self, alert: Alert, channels: tuple[str, ...]) -> bool:
+        """Keeps `alert` for `channels` until they take it; False when the outbox is full."""
+        with self._lock:
+            if alert.fingerprint not in self._pending and len(self._pending) >= self.capacity:
+                return False
+            self._pending[alert.fingerprint] = (alert, channels, time.monotonic())
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="alert-outbox", daemon=True)
+                self._thread.start()
+        return True
+
+    def flush(self) -> int:
+        """One attempt at every held alert; how many are still held."""
+        with self._lock:
+            held = list(self._pending.items())
+        for fingerprint, (alert, channels, since) in held:
+            left = self._send(alert, channels)
+            with self._lock:
+                if left:
+                    self._pending[fingerprint] = (alert, left, since)
+                    continue
+                self._pending.pop(fingerprint, None)
+            _logger.info("held alert notification released", extra={
+                "event": "notification_released", "fingerprint": fingerprint,
+                "held_s": round(time.monotonic() - since, 3)})
+        return len(self._pending)
+
+    def _run(self) -> None:
+        while True:
+            time.sleep(self._retry_seconds)
+            try:
+                if not self.flush():
+                    with self._lock:  # nothing left: end, and let the next hold start a thread again
+                        if not self._pending:
+                            self._thread = None
+                            return
+            except Exception:  # a bug must not end the retries silently
+                _logger.exception("alert outbox flush failed", extra={"event": "notification_outbox_error"})
+
+
 class Notifier:
     """Queues notifications from any process; the tasks run in the Celery worker."""
 
@@ -152,31 +272,69 @@ class Notifier:
         self._warnings = warnings
         self._prefix = f"{config.service_name}:alert"
         self.tasks = register_tasks(celery_app, config, redis, self._prefix) if celery_app is not None else {}
-        self.channels = [channel for channel, enabled in (
-            (WEBHOOK, bool(config.alert_webhook_url)), (EMAIL, bool(config.alert_email_to))) if enabled]
+        self.channels = tuple(channel for channel, enabled in (
+            (WEBHOOK, bool(config.alert_webhook_url)), (EMAIL, bool(config.alert_email_to))) if enabled)
+        self.outbox = AlertOutbox(self._send_held)
 
     def notify(self, fingerprint: str, severity: str, title: str, message: str,
                details: dict[str, str]) -> str:
-        """Queues one notification per channel unless this fingerprint was notified in the window."""
+        """Queues one notification per channel unless this fingerprint was notified in the window.
+
+        Returns what happened: queued, deduplicated, held (in the outbox until Redis and the
+        broker answer), dropped (the outbox was full) or disabled.
+        """
         if not self.channels or not self.tasks:
             return "disabled"
-        window_seconds = self._config.alert_dedupe_seconds
-        claim = f"{self._prefix}:{fingerprint}"
-        claimed = self._redis.run("alert dedupe", lambda r: bool(r.set(claim, "queued", nx=True, ex=window_seconds)))
-        if claimed is None:
-            return "unavailable"
-        if not claimed:
+        if self.outbox.holds(fingerprint):
             ALERT_NOTIFICATIONS.labels("all", "deduplicated").inc()
             return "deduplicated"
-        alert = Alert(fingerprint, int(time.time() // window_seconds), severity, title, message,
+        alert = Alert(fingerprint, new_alert_id(), severity, title, message,
                       self._config.service_name, self._config.environment, details)
-        queued = [channel for channel in self.channels if self._queue(channel, alert)]
-        if queued:
-            return "queued"
-        # Nothing reached the broker: keep the claim briefly, so that an error storm during a broker
-        # outage does not pay a connection timeout per request, then let a later occurrence retry.
-        self._redis.run("alert dedupe backoff", lambda r: r.set(claim, "broker-down", ex=_BROKER_DOWN_CLAIM_SECONDS))
-        return "unavailable"
+        if len(self.outbox):
+            # Something already waits for Redis or the broker: join it rather than make this request
+            # wait for a connection attempt that would most likely fail too.
+            return self._hold(alert, self.channels)
+        left, queued = self._dispatch(alert, self.channels)
+        if left:
+            return self._hold(alert, left)
+        return "queued" if queued else "deduplicated"
+
+    def _send_held(self, alert: Alert, channels: tuple[str, ...]) -> tuple[str, ...]:
+        return self._dispatch(alert, channels)[0]
+
+    def _dispatch(self, alert: Alert, channels: tuple[str, ...]) -> tuple[tuple[str, ...], bool]:
+        """Claims and queues each channel: (the channels to try again later, whether any was queued)."""
+        left: list[str] = []
+        deduplicated: list[str] = []
+        queued = False
+        for channel in channels:
+            key = claim_key(self._prefix, alert.fingerprint, channel)
+            claimed = self._redis.run("alert dedupe", lambda r, k=key: r.set(
+                k, alert.alert_id, nx=True, ex=self._config.alert_dedupe_seconds))
+            if claimed is None:  # Redis unavailable
+                left.append(channel)
+            elif not claimed:
+                deduplicated.append(channel)
+            elif self._queue(channel, alert):
+                queued = True
+            else:
+                release_claim(self._redis, key, alert.alert_id)
+                left.append(channel)
+        if deduplicated:
+            label = "all" if len(deduplicated) == len(self.channels) else deduplicated[0]
+            ALERT_NOTIFICATIONS.labels(label, "deduplicated").inc()
+        return tuple(left), queued
+
+    def _hold(self, alert: Alert, channels: tuple[str, ...]) -> str:
+        if self.outbox.hold(alert, channels):
+            for channel in channels:
+                ALERT_NOTIFICATIONS.labels(channel, "held").inc()
+            return "held"
+        for channel in channels:
+            ALERT_NOTIFICATIONS.labels(channel, "dropped").inc()
+        self._warnings.warn("alert outbox", f"alert outbox full ({self.outbox.capacity}): notification dropped",
+                            OverflowError(alert.fingerprint))
+        return "dropped"
 
     def _queue(self, channel: str, alert: Alert) -> bool:
         """Publishes one channel's task on its own, so one failed publish cannot cost the others."""
@@ -188,6 +346,11 @@ class Notifier:
             return False
         ALERT_NOTIFICATIONS.labels(channel, "queued").inc()
         return True
+
+
+def release_claim(redis: GuardedRedis, key: str, alert_id: str) -> None:
+    """Frees a channel's claim if it is still this alert's, so a later occurrence may notify."""
+    redis.run("alert dedupe release", lambda r: r.eval(_RELEASE_OWN_CLAIM, 1, key, alert_id))
 
 
 def register_tasks(celery_app: Celery, config: ObservabilityConfig, redis: GuardedRedis,
@@ -205,8 +368,8 @@ def _register(celery_app: Celery, config: ObservabilityConfig, redis: GuardedRed
     @celery_app.task(name=f"observability.notify_{channel}", bind=True, acks_late=True, shared=False,
                      max_retries=config.notify_max_retries)
     def deliver(self: Task, alert: dict[str, Any]) -> str:
-        notice = Alert(**alert)
-        delivered = f"{prefix}:{notice.fingerprint}:{notice.window}:{channel}"
+        notice = Alert.from_task(alert)
+        delivered = delivered_key(prefix, notice, channel)
         if redis.run("alert delivery check", lambda r: r.exists(delivered)):
             return "already-sent"
         try:
@@ -225,7 +388,8 @@ def _register(celery_app: Celery, config: ObservabilityConfig, redis: GuardedRed
             _give_up(redis, prefix, channel, notice, error)
         except Exception as error:
             _give_up(redis, prefix, channel, notice, error)
-        redis.run("alert delivery mark", lambda r: r.set(delivered, "sent", ex=config.alert_dedupe_seconds))
+        mark_seconds = max(config.alert_dedupe_seconds, _DELIVERED_MARK_SECONDS)
+        redis.run("alert delivery mark", lambda r: r.set(delivered, "sent", ex=mark_seconds))
         ALERT_NOTIFICATIONS.labels(channel, "sent").inc()
         return "sent"
 
@@ -234,6 +398,6 @@ def _register(celery_app: Celery, config: ObservabilityConfig, redis: GuardedRed
 
 def _give_up(redis: GuardedRedis, prefix: str, channel: str, alert: Alert, error: Exception) -> None:
     ALERT_NOTIFICATIONS.labels(channel, "failed").inc()
-    # Free the claim so the next occurrence of this error may notify again.
-    redis.run("alert dedupe release", lambda r: r.delete(f"{prefix}:{alert.fingerprint}"))
+    # Only this channel's claim: the other channel may have delivered, and must not send again.
+    release_claim(redis, claim_key(prefix, alert.fingerprint, channel), alert.alert_id)
     raise PermanentNotificationError(f"{channel} notification failed: {error}") from error

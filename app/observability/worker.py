@@ -79,7 +79,10 @@ def _connect_process_signals(obs: Observability, engine: Engine | None) -> None:
     signals.worker_process_shutdown.connect(child_gone, weak=False)
 
 
-_running: dict[str, tuple[Token[context.RequestContext | None], float]] = {}
+# Where a task's context token and start time wait for the end of the task: on the task's own
+# request, not in a module-level map, so that nothing outlives a task whichever way it ends (a map
+# entry stayed behind when the process running the task never reached task_postrun).
+_STATE_ATTRIBUTE = "_observability_state"
 
 
 def _task_started(task_id: str | None = None, task: Any = None, **_: Any) -> None:
@@ -88,13 +91,16 @@ def _task_started(task_id: str | None = None, task: Any = None, **_: Any) -> Non
     request_id = getattr(task.request, TASK_HEADER, None) or task_id
     ctx = context.RequestContext(request_id, task_id=task_id, task_name=task.name)
     ctx.started = time.perf_counter()
-    _running[task_id] = (context.activate(ctx), ctx.started)
+    setattr(task.request, _STATE_ATTRIBUTE, (context.activate(ctx), ctx.started))
 
 
 def _task_finished(task_id: str | None = None, task: Any = None, state: str | None = None, **_: Any) -> None:
-    entry = _running.pop(task_id or "", None)
-    if entry is None or task is None:
+    if task is None:
         return
+    entry: tuple[Token[context.RequestContext | None], float] | None = getattr(task.request, _STATE_ATTRIBUTE, None)
+    if entry is None:
+        return
+    setattr(task.request, _STATE_ATTRIBUTE, None)
     token, started = entry
     CELERY_TASK_DURATION.labels(task.name).observe(time.perf_counter() - started)
     CELERY_TASKS.labels(task.name, _OUTCOMES.get(state or "", "other")).inc()

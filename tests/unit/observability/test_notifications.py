@@ -1,26 +1,43 @@
-"""Notification delivery against real local servers: an HTTP webhook sink and an SMTP server."""
+"""Notification delivery against real local servers (an HTTP webhook sink and an SMTP server), and
+the notifier's claims and outbox against an in-memory Redis stand-in."""
 
 from __future__ import annotations
 
+import logging
+import os
+import threading
+import time
+from dataclasses import asdict
+from typing import Any
+
 import pytest
 import requests
+from celery import Celery
 
 from observability import ObservabilityConfig
+from observability.degraded import ThrottledWarning
 from observability.notifications import (
+    EMAIL,
+    WEBHOOK,
     Alert,
+    AlertOutbox,
+    Notifier,
     PermanentNotificationError,
     TransientNotificationError,
     backoff_seconds,
+    claim_key,
     email_message,
     post_webhook,
+    register_tasks,
+    release_claim,
     send_email,
     slack_payload,
 )
 from sandbox.webhook_sink import WebhookSink
 from tests.support.smtp_sink import SmtpSink
 
-ALERT = Alert(fingerprint="f00dfeed", window=42, severity="critical", title="[CRITICAL] KeyError in api",
-              message="KeyError: <?>", service="episodes-api", environment="test",
+ALERT = Alert(fingerprint="f00dfeed", alert_id="1700000000-abcd1234", severity="critical",
+              title="[CRITICAL] KeyError in api", message="KeyError: <?>", service="episodes-api", environment="test",
               details={"request_id": "req-123456", "trace_id": "ab" * 16})
 
 
@@ -77,7 +94,7 @@ def test_backoff_is_bounded_jittered_and_honours_retry_after() -> None:
     delays = [backoff_seconds(retries, cap=300) for retries in range(12) for _ in range(50)]
     assert all(0 <= d <= 300 for d in delays)
     assert len({round(d, 6) for d in delays}) > 100  # jitter spreads the retries
-    assert max(backoff_seconds(0, cap=300) for _ in range(50)) <= 2.0
+    assert all(1.0 <= backoff_seconds(0, cap=300) <= 2.0 for _ in range(50))
     assert backoff_seconds(0, cap=300, retry_after=30) >= 30
     assert backoff_seconds(0, cap=60, retry_after=600) == 60
 
@@ -85,7 +102,21 @@ def test_backoff_is_bounded_jittered_and_honours_retry_after() -> None:
 def test_email_has_a_deterministic_message_id() -> None:
     first = email_message(ALERT, "alerts@example.test", ("ops@example.test",))
     again = email_message(ALERT, "alerts@example.test", ("ops@example.test",))
-    assert first["Message-ID"] == again["Message-ID"] == "<f00dfeed.42@episodes-api.alerts>"
+    assert first["Message-ID"] == again["Message-ID"] == "<f00dfeed.1700000000-abcd1234@episodes-api.alerts>"
+
+
+def test_the_retries_of_a_sandbox_default_outlast_a_one_minute_outage() -> None:
+    # Six retries (NOTIFY_MAX_RETRIES): even the shortest draws wait 1+2+4+8+16+32 = 63 s in all.
+    shortest = [min(backoff_seconds(retries, cap=300) for _ in range(200)) for retries in range(6)]
+    assert sum(shortest) >= 63
+    assert all(low >= 2 ** retries for retries, low in enumerate(shortest))
+
+
+def test_a_task_of_an_older_version_is_still_understood() -> None:
+    payload = {**asdict(ALERT), "window": 42}
+    del payload["alert_id"]
+    assert Alert.from_task(payload).alert_id == "w42"
+    assert Alert.from_task(asdict(ALERT)) == ALERT
 
 
 def _smtp_config(port: int) -> ObservabilityConfig:
@@ -134,3 +165,203 @@ def test_a_failed_webhook_post_does_not_carry_its_url() -> None:
     with pytest.raises(TransientNotificationError) as raised:
         post_webhook(secret_url, ALERT, timeout=1)
     assert "s3cr3t-webhook-token" not in "".join(traceback.format_exception(raised.value))
+
+
+# --- claims and the outbox, against an in-memory stand-in for Redis and the broker ----------------
+
+
+class MemoryStore:
+    """The few Redis commands the notifier uses, in memory (expiry ignored: tests are short)."""
+
+    def __init__(self) -> None:
+        self.data: dict[str, str] = {}
+
+    def set(self, key: str, value: str, nx: bool = False, ex: int | None = None) -> bool:
+        if nx and key in self.data:
+            return False
+        self.data[key] = value
+        return True
+
+    def exists(self, key: str) -> int:
+        return int(key in self.data)
+
+    def eval(self, _script: str, _numkeys: int, key: str, value: str) -> int:  # compare-and-delete only
+        if self.data.get(key) == value:
+            del self.data[key]
+            return 1
+        return 0
+
+
+class MemoryRedis:
+    """`GuardedRedis.run` over a `MemoryStore`: None while `down`, as when Redis fails."""
+
+    def __init__(self, store: MemoryStore | None = None) -> None:
+        self.store = store or MemoryStore()
+        self.down = False
+
+    def run(self, _purpose: str, call: Any) -> Any:
+        return None if self.down else call(self.store)
+
+
+class Broker:
+    def __init__(self) -> None:
+        self.published: list[tuple[str, dict[str, Any]]] = []
+        self.down = False
+
+
+class FakeTask:
+    def __init__(self, channel: str, broker: Broker) -> None:
+        self.channel = channel
+        self.broker = broker
+
+    def apply_async(self, kwargs: dict[str, Any], retry: bool) -> None:
+        if self.broker.down:
+            raise ConnectionError("broker down")
+        self.broker.published.append((self.channel, kwargs["alert"]))
+
+
+def _notifier(redis: MemoryRedis, broker: Broker, **overrides: Any) -> Notifier:
+    config = ObservabilityConfig(alert_webhook_url="http://127.0.0.1:9/hook", alert_email_to=("ops@example.test",),
+                                 **overrides)
+    warnings = ThrottledWarning(logging.getLogger("test.notifications"), 60.0)
+    notifier = Notifier(config, redis, warnings, Celery("unit-notifications"))  # type: ignore[arg-type]
+    notifier.tasks = {channel: FakeTask(channel, broker) for channel in notifier.channels}  # type: ignore[misc]
+    return notifier
+
+
+def _error(notifier: Notifier, fingerprint: str = "f00dfeed") -> str:
+    return notifier.notify(fingerprint, "critical", "[CRITICAL] KeyError in api", "KeyError: <?>", {})
+
+
+def _channels(broker: Broker) -> list[str]:
+    return sorted(channel for channel, _ in broker.published)
+
+
+def test_a_storm_queues_one_notification_per_channel() -> None:
+    broker = Broker()
+    notifier = _notifier(MemoryRedis(), broker)
+    assert [_error(notifier) for _ in range(5)] == ["queued"] + ["deduplicated"] * 4
+    assert _channels(broker) == ["email", "webhook"]
+
+
+def test_alerts_raised_while_redis_is_down_wait_in_the_outbox_and_go_out_once() -> None:
+    store, broker = MemoryStore(), Broker()
+    web_workers = [MemoryRedis(store), MemoryRedis(store)]  # two processes, one Redis
+    notifiers = [_notifier(redis, broker) for redis in web_workers]
+    for redis in web_workers:
+        redis.down = True
+    for notifier in notifiers:
+        assert [_error(notifier) for _ in range(3)] == ["held", "deduplicated", "deduplicated"]
+        assert len(notifier.outbox) == 1
+    assert broker.published == []
+
+    for redis in web_workers:
+        redis.down = False
+    assert [notifier.outbox.flush() for notifier in notifiers] == [0, 0]
+    assert _channels(broker) == ["email", "webhook"]  # the claims let one process's copy through
+
+
+def test_an_alert_the_broker_refused_frees_its_claims_and_waits() -> None:
+    redis, broker = MemoryRedis(), Broker()
+    notifier = _notifier(redis, broker)
+    broker.down = True
+    assert _error(notifier) == "held"
+    assert redis.store.data == {}  # claims released: nothing was queued
+    assert _error(notifier, "0ther") == "held"  # joins the outbox without trying the broker again
+    broker.down = False
+    assert notifier.outbox.flush() == 0
+    assert _channels(broker) == ["email", "email", "webhook", "webhook"]
+
+
+def test_a_full_outbox_drops_new_alerts_and_says_so_once(caplog: pytest.LogCaptureFixture) -> None:
+    redis, broker = MemoryRedis(), Broker()
+    notifier = _notifier(redis, broker)
+    notifier.outbox.capacity = 2
+    redis.down = True
+    outcomes = [_error(notifier, f"fp{i}") for i in range(5)]
+    assert outcomes == ["held", "held", "dropped", "dropped", "dropped"]
+    warnings = [r for r in caplog.records if getattr(r, "dependency", None) == "alert outbox"]
+    assert len(warnings) == 1 and warnings[0].getMessage() == "alert outbox full (2): notification dropped"
+
+
+def test_claims_are_per_channel_and_a_release_frees_only_its_own() -> None:
+    redis, broker = MemoryRedis(), Broker()
+    notifier = _notifier(redis, broker)
+    assert _error(notifier) == "queued"
+    (_, first), _ = broker.published
+    # The e-mail failed for good: its task releases the e-mail claim only.
+    release_claim(redis, claim_key(f"{notifier._config.service_name}:alert", "f00dfeed", EMAIL),  # type: ignore[arg-type]
+                  first["alert_id"])
+    assert _error(notifier) == "queued"
+    assert _channels(broker) == ["email", "email", "webhook"]  # the webhook was not sent twice
+
+
+def test_a_release_leaves_a_newer_alerts_claim_alone() -> None:
+    redis = MemoryRedis()
+    key = claim_key("svc:alert", "f00dfeed", WEBHOOK)
+    redis.store.set(key, "newer-alert")
+    release_claim(redis, key, "older-alert")  # type: ignore[arg-type]
+    assert redis.store.data == {key: "newer-alert"}
+
+
+def test_the_outbox_thread_starts_with_the_first_alert_and_ends_when_empty() -> None:
+    reachable = threading.Event()
+    sent: list[str] = []
+
+    def send(alert: Alert, channels: tuple[str, ...]) -> tuple[str, ...]:
+        if not reachable.is_set():
+            return channels
+        sent.append(alert.fingerprint)
+        return ()
+
+    outbox = AlertOutbox(send, retry_seconds=0.02)
+    assert outbox._thread is None  # nothing started before anything is held
+    assert outbox.hold(ALERT, (WEBHOOK, EMAIL))
+    thread = outbox._thread
+    assert thread is not None and thread.is_alive()
+    time.sleep(0.1)
+    assert sent == [] and len(outbox) == 1
+    reachable.set()
+    thread.join(timeout=5)
+    assert sent == ["f00dfeed"] and len(outbox) == 0 and outbox._thread is None
+
+
+def test_a_forked_child_gets_a_fresh_lock_and_no_thread() -> None:
+    outbox = AlertOutbox(lambda _alert, channels: channels, retry_seconds=60)
+    outbox.hold(ALERT, (WEBHOOK,))
+    with outbox._lock:  # held by this thread at fork time: the child's copy would never be released
+        pid = os.fork()
+        if pid == 0:  # the child
+            fresh = outbox._thread is None and outbox._lock.acquire(timeout=1) and outbox.holds("f00dfeed")
+            os._exit(0 if fresh else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+
+
+# --- the worker's side: one delivery per alert and channel ---------------------------------------
+
+
+def test_a_redelivered_task_does_not_send_twice_and_a_new_alert_does(sink) -> None:
+    redis = MemoryRedis()
+    config = ObservabilityConfig(alert_webhook_url=f"{sink.url}/hook", notify_timeout_seconds=5)
+    tasks = register_tasks(Celery("unit-delivery"), config, redis, "svc:alert")  # type: ignore[arg-type]
+    payload = asdict(ALERT)
+    assert tasks[WEBHOOK].apply(kwargs={"alert": payload}).get() == "sent"
+    assert tasks[WEBHOOK].apply(kwargs={"alert": payload}).get() == "already-sent"  # the same alert again
+    later = {**payload, "alert_id": "1700000900-ffff0000"}  # the next window's claim: a new alert
+    assert tasks[WEBHOOK].apply(kwargs={"alert": later}).get() == "sent"
+    assert len(sink.state.messages) == 2
+
+
+def test_a_permanent_failure_releases_only_that_channels_claim() -> None:
+    redis = MemoryRedis()
+    prefix = "svc:alert"
+    for channel in (WEBHOOK, EMAIL):
+        redis.store.set(claim_key(prefix, ALERT.fingerprint, channel), ALERT.alert_id)
+    from tests.support.services import free_port
+
+    config = ObservabilityConfig(smtp_port=free_port(), alert_email_to=("ops@example.test",), notify_max_retries=0)
+    tasks = register_tasks(Celery("unit-delivery"), config, redis, prefix)  # type: ignore[arg-type]
+    result = tasks[EMAIL].apply(kwargs={"alert": asdict(ALERT)})  # SMTP down, no retry left: gives up
+    assert isinstance(result.result, PermanentNotificationError)
+    assert set(redis.store.data) == {claim_key(prefix, ALERT.fingerprint, WEBHOOK)}

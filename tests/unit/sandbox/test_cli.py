@@ -49,3 +49,15 @@ def test_every_component_is_native_docker_only_or_planned() -> None:
     assert len(names) == len(set(names))
     assert all(c.health is not None for c in native())
     assert {c.title for c in COMPONENTS if c.docker_only} == {"Filebeat", "Logstash", "Kibana", "Grafana"}
+
+
+@pytest.mark.parametrize("command", ["stop", "start"])
+def test_stop_and_start_need_a_component(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                         capsys: pytest.CaptureFixture[str], command: str) -> None:
+    monkeypatch.setenv("SANDBOX_DIR", str(tmp_path / "state"))
+    monkeypatch.setenv("SANDBOX_ENV_FILE", str(tmp_path / ".env"))
+    (tmp_path / "state").mkdir()
+    (tmp_path / "state" / "endpoints.json").write_text('{"mode": "native"}')  # no Docker probe
+    assert main([command]) == 2
+    assert f"`{command}` needs the component" in capsys.readouterr().err
+    assert main([command, "redis" if command == "stop" else "no-such-component"]) == (0 if command == "stop" else 2)

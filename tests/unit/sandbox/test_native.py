@@ -102,3 +102,34 @@ def test_a_failed_setup_stops_its_component_and_ends_up(tmp_path: Path, monkeypa
     captured = capsys.readouterr()
     assert "setting up a ... FAILED" in captured.out and "a: provision.py failed" in captured.err
     assert not (s.state_dir / "endpoints.json").exists()
+
+
+def test_stop_and_start_one_component_leave_the_others_alone(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    events: list[str] = []
+    runner = FakeRunner(events, running={"a", "b"})
+    monkeypatch.setattr(native, "native", lambda: [_component("a", runner, events), _component("b", runner, events)])
+    s = _settings(tmp_path)
+    s.state_dir.mkdir(parents=True)
+    native.endpoints_file(s).write_text("{}")
+    assert native.stop_component(s, "b") == 0
+    assert native.stop_component(s, "b") == 0  # stopped already: nothing to do
+    assert native.start_component(s, "b") == 0
+    assert native.start_component(s, "b") == 0  # running and healthy: left alone
+    assert events == ["stop b", "install b", "start b", "setup b"]
+    assert runner.running == {"a", "b"}
+    assert native.endpoints_file(s).exists()  # the others still answer at their URLs
+    out = capsys.readouterr().out
+    assert "b is not running." in out and "b ... already running" in out
+
+
+def test_stop_and_start_name_a_native_component(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    events: list[str] = []
+    monkeypatch.setattr(native, "native", lambda: [_component("a", FakeRunner(events), events)])
+    s = _settings(tmp_path)
+    assert native.stop_component(s, "nope") == 2
+    assert "No component 'nope'; the native ones: a." in capsys.readouterr().err
+    assert native.start_component(s, "logstash") == 2
+    assert "logstash runs only in the compose stack." in capsys.readouterr().err
+    assert events == []

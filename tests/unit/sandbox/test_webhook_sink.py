@@ -20,3 +20,26 @@ def test_sink_records_and_replays_scripted_failures() -> None:
     finally:
         sink.shutdown()
         sink.server_close()
+
+
+def test_a_matching_script_fails_only_the_posts_it_names_and_every_attempt_is_logged() -> None:
+    sink = WebhookSink().start_background()
+    try:
+        requests.post(f"{sink.url}/_script", timeout=5, json=[
+            {"status": 500, "match": "[CRITICAL] ChaosError"},
+            {"status": 429, "retry_after": 3, "match": "ChaosError"}])
+        statuses = [requests.post(f"{sink.url}/hook", json={"text": text}, timeout=5)
+                    for text in ("[FIRING:1] HighErrorRate", "[CRITICAL] ChaosError in api",
+                                 "[CRITICAL] ChaosError in api", "[CRITICAL] ChaosError in api")]
+        assert [r.status_code for r in statuses] == [200, 500, 429, 200]
+        assert statuses[2].headers["Retry-After"] == "3"
+        listed = requests.get(f"{sink.url}/messages", timeout=5).json()
+        assert [m["body"]["text"] for m in listed["messages"]] == ["[FIRING:1] HighErrorRate",
+                                                                  "[CRITICAL] ChaosError in api"]
+        log = listed["attempt_log"]
+        assert [(a["status"], a["text"][:10]) for a in log] == [
+            (200, "[FIRING:1]"), (500, "[CRITICAL]"), (429, "[CRITICAL]"), (200, "[CRITICAL]")]
+        assert all(a["path"] == "/hook" for a in log) and log[0]["at"] <= log[-1]["at"]
+    finally:
+        sink.shutdown()
+        sink.server_close()
