@@ -98,7 +98,12 @@ def tracer_provider(otlp_sink: OtlpSink) -> Any:
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor
     from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-    provider = TracerProvider(resource=Resource.create({"service.name": "episodes-api"}))
+    from observability.config import ObservabilityConfig
+    from observability.tracing import build_sampler
+
+    # The sampler production builds, at 100 %: it is what keeps the probes out of traces.
+    sampler = build_sampler("parentbased_always_on", "", ObservabilityConfig().access_log_excluded_paths)
+    provider = TracerProvider(resource=Resource.create({"service.name": "episodes-api"}), sampler=sampler)
     provider.in_memory = InMemorySpanExporter()
     provider.add_span_processor(SimpleSpanProcessor(provider.in_memory))
     provider.add_span_processor(SimpleSpanProcessor(OTLPSpanExporter(endpoint=f"{otlp_sink.endpoint}/v1/traces")))

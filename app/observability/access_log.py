@@ -10,32 +10,30 @@ from __future__ import annotations
 import logging
 import time
 
-from flask import Flask, Response, request
+from flask import Request, Response
 
-from observability import context
-from observability.logging import ACCESS_LOGGER
+from observability.context import RequestContext
+from observability.logging import ACCESS_LOGGER, log_fast
+from observability.request_id import RequestHooks
 
 _logger = logging.getLogger(ACCESS_LOGGER)
 
 
-def init_access_log(app: Flask, excluded_paths: tuple[str, ...]) -> None:
+def init_access_log(hooks: RequestHooks, excluded_paths: tuple[str, ...]) -> None:
     excluded = frozenset(excluded_paths)
 
-    def log_access(response: Response) -> Response:
-        ctx = context.current()
-        if ctx is None:
-            return response
+    def log_access(ctx: RequestContext, req: Request, response: Response) -> None:
         duration_ms = round((time.perf_counter() - ctx.started) * 1000.0, 3)
         response.headers["X-Response-Time"] = f"{duration_ms}ms"
-        if ctx.path not in excluded:
-            rule = request.url_rule
-            _logger.info("api_access", extra={
-                "event": "api_access",
-                "status_code": response.status_code,
-                "duration_ms": duration_ms,
-                "endpoint": rule.rule if rule is not None else None,
-                "response_bytes": response.content_length,
-            })
-        return response
+        if ctx.path in excluded or not _logger.isEnabledFor(logging.INFO):
+            return
+        rule = req.url_rule
+        log_fast(_logger, logging.INFO, "api_access", {
+            "event": "api_access",
+            "status_code": response.status_code,
+            "duration_ms": duration_ms,
+            "endpoint": rule.rule if rule is not None else None,
+            "response_bytes": response.content_length,
+        })
 
-    app.after_request(log_access)
+    hooks.on_response.append(log_access)

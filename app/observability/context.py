@@ -11,7 +11,8 @@ from contextvars import ContextVar, Token
 
 class RequestContext:
     __slots__ = (
-        "ip", "method", "path", "request_id", "started", "task_id", "task_name", "user_agent", "user_id",
+        "ip", "method", "path", "request_id", "started", "task_id", "task_name", "token", "user_agent",
+        "user_id",
     )
 
     def __init__(
@@ -34,6 +35,7 @@ class RequestContext:
         self.task_id = task_id
         self.task_name = task_name
         self.started = 0.0  # perf_counter() when the request or task began
+        self.token: Token[RequestContext | None] | None = None  # resets the variable when it ends
 
     def log_fields(self) -> dict[str, object]:
         fields: dict[str, object] = {"request_id": self.request_id}

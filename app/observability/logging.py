@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from pythonjsonlogger.core import RESERVED_ATTRS, merge_record_extra
+from pythonjsonlogger.core import RESERVED_ATTRS
 from pythonjsonlogger.orjson import OrjsonFormatter
 
 from observability import context
@@ -89,18 +89,22 @@ class JsonLogFormatter(OrjsonFormatter):
             log_data.update(ctx.log_fields())
         if self._with_trace_ids:
             _add_trace_ids(log_data)
-        extras = merge_record_extra(record, {}, reserved=self._skip_fields)
-        if extras:
-            self._merge_extras(log_data, extras)
+        self._merge_extras(log_data, record)
         stack = message_dict.get("exc_info")
         if stack:
             log_data["error"] = self._error_fields(record, stack)
 
-    def _merge_extras(self, log_data: dict[str, Any], extras: dict[str, Any]) -> None:
-        for key, value in extras.items():
+    def _merge_extras(self, log_data: dict[str, Any], record: logging.LogRecord) -> None:
+        # python-json-logger's merge_record_extra, fused with renaming and redaction: one pass
+        # instead of three on a path every record takes.
+        skipped = self._skip_fields
+        field = self._redactor.field
+        for key, value in record.__dict__.items():
+            if key in skipped or key.startswith("_"):
+                continue
             # A caller's extra never overwrites the record's own fields.
             name = "extra_" + key if key in _OWN_FIELDS else key
-            log_data[name] = self._redactor.field(name, value)
+            log_data[name] = field(name, value)
 
     def _error_fields(self, record: logging.LogRecord, stack: str) -> dict[str, Any]:
         fields: dict[str, Any] = {"stack_trace": self._redactor.text(stack)}
@@ -117,6 +121,12 @@ class JsonLogFormatter(OrjsonFormatter):
         except (orjson.JSONEncodeError, TypeError):
             # orjson refuses integers wider than 64 bits; the record must not be lost for that.
             return json.dumps(log_data, default=str, ensure_ascii=False)
+
+
+def log_fast(logger: logging.Logger, level: int, message: str, fields: dict[str, Any]) -> None:
+    """`logger.log(level, message, extra=fields)` without looking up the caller's frame: for records
+    written on every request (the caller's file and line are in no record of this project)."""
+    logger.handle(logger.makeRecord(logger.name, level, "", 0, message, (), None, extra=fields))
 
 
 def _printable(error: BaseException | None) -> str:

@@ -110,7 +110,7 @@ def serve(registry: CollectorRegistry, address: str, port: int) -> Any:
     return server
 
 
-class _LabelCache:
+class LabelCache:
     """Label children cached by value: `labels()` costs more than the increment itself."""
 
     def __init__(self, metric: Any) -> None:
@@ -131,31 +131,27 @@ _KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OP
 UNMATCHED_ENDPOINT = "<unmatched>"  # 404s: never the raw path, which clients choose
 
 
-def init_http_metrics(app: Any) -> None:
-    """Request count, duration and in-flight gauge per route template (low-cardinality labels)."""
-    from flask import request  # noqa: PLC0415 - keeps this module importable without Flask
+def init_http_metrics(hooks: Any) -> None:
+    """Request count, duration and in-flight gauge per route template (low-cardinality labels).
 
-    from observability import context  # noqa: PLC0415
+    `hooks` is the web process's `observability.request_id.RequestHooks`.
+    """
+    requests_by_labels = LabelCache(HTTP_REQUESTS)
+    durations_by_labels = LabelCache(HTTP_REQUEST_DURATION)
 
-    requests_by_labels = _LabelCache(HTTP_REQUESTS)
-    durations_by_labels = _LabelCache(HTTP_REQUEST_DURATION)
-
-    def enter() -> None:
+    def enter(_ctx: Any) -> None:
         HTTP_REQUESTS_IN_FLIGHT.inc()
 
-    def record(response: Any) -> Any:
-        ctx = context.current()
-        rule = request.url_rule
+    def record(ctx: Any, req: Any, response: Any) -> None:
+        rule = req.url_rule
         endpoint = rule.rule if rule is not None else UNMATCHED_ENDPOINT
-        method = request.method if request.method in _KNOWN_METHODS else "OTHER"
+        method = req.method if req.method in _KNOWN_METHODS else "OTHER"
         requests_by_labels.get(method, endpoint, str(response.status_code)).inc()
-        if ctx is not None:
-            durations_by_labels.get(method, endpoint).observe(time.perf_counter() - ctx.started)
-        return response
+        durations_by_labels.get(method, endpoint).observe(time.perf_counter() - ctx.started)
 
-    def leave(_error: BaseException | None) -> None:
+    def leave(_ctx: Any) -> None:
         HTTP_REQUESTS_IN_FLIGHT.dec()
 
-    app.before_request(enter)
-    app.after_request(record)
-    app.teardown_request(leave)
+    hooks.on_start.append(enter)
+    hooks.on_response.append(record)
+    hooks.on_end.append(leave)

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
-from observability.metrics import DB_QUERY_DURATION, DB_SLOW_QUERIES, _LabelCache
+from observability.metrics import DB_QUERY_DURATION, DB_SLOW_QUERIES, LabelCache
 from observability.redaction import Redactor
 
 _logger = logging.getLogger("observability.slow_queries")
@@ -40,8 +40,8 @@ def watch_engine(engine: Engine, threshold_ms: float, statement_max_chars: int,
     """Times every statement; `redactor` hides `password = '...'`-style literals in logged statements."""
     threshold = threshold_ms / 1000.0
     scrub = redactor.text if redactor is not None else str
-    durations = _LabelCache(DB_QUERY_DURATION)
-    slow_counts = _LabelCache(DB_SLOW_QUERIES)
+    durations = LabelCache(DB_QUERY_DURATION)
+    slow_counts = LabelCache(DB_SLOW_QUERIES)
 
     def finished(statement: str, started: float, rows: int, failed: bool) -> None:
         elapsed = time.perf_counter() - started

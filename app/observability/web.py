@@ -79,11 +79,11 @@ def init_observability(
     config = config or ObservabilityConfig.from_env()
     obs = build_observability(config, celery)
     app.logger.removeHandler(default_handler)
-    init_request_id(app, config.tracing_enabled)
+    request_hooks = init_request_id(app, config.tracing_enabled)
     if config.http_metrics_enabled:
-        init_http_metrics(app)
+        init_http_metrics(request_hooks)
     if config.access_log_enabled:
-        init_access_log(app, config.access_log_excluded_paths)
+        init_access_log(request_hooks, config.access_log_excluded_paths)
     init_error_capture(app, obs.errors, obs.redactor, lambda report, _error: _alert(obs, report))
     app.register_blueprint(admin_blueprint(obs.errors, config.admin_token))
     if engine is not None:

@@ -1,10 +1,11 @@
 from __future__ import annotations
 
 import pytest
-from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON, ParentBased, TraceIdRatioBased
-from opentelemetry.trace import SpanKind
+from opentelemetry import trace
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON, Decision, ParentBased, TraceIdRatioBased
+from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, TraceFlags
 
-from observability.tracing import build_sampler
+from observability.tracing import SkipPaths, build_sampler
 from tests.support.demo_app import build_demo_app
 
 
@@ -16,6 +17,35 @@ def test_samplers_are_built_from_the_standard_names() -> None:
     assert isinstance(sampler, ParentBased)
     with pytest.raises(ValueError, match="unsupported"):
         build_sampler("jaeger_remote", "")
+
+
+def _decision(sampler, kind, attributes, parent=None):
+    return sampler.should_sample(parent, 0x1234, "span", kind, attributes).decision
+
+
+@pytest.mark.parametrize("attributes", [
+    {"http.target": "/healthz"}, {"http.target": "/healthz?verbose=1"}, {"url.path": "/readyz"},
+])
+def test_probe_server_spans_are_dropped_even_under_a_sampled_parent(attributes) -> None:
+    sampler = build_sampler("parentbased_always_on", "", ("/healthz", "/readyz"))
+    assert isinstance(sampler, SkipPaths)
+    sampled_parent = trace.set_span_in_context(NonRecordingSpan(SpanContext(
+        0xABC, 0xDEF, is_remote=True, trace_flags=TraceFlags(TraceFlags.SAMPLED))))
+    assert _decision(sampler, SpanKind.SERVER, attributes) is Decision.DROP
+    assert _decision(sampler, SpanKind.SERVER, attributes, sampled_parent) is Decision.DROP
+
+
+@pytest.mark.parametrize(("kind", "attributes"), [
+    (SpanKind.SERVER, {"http.target": "/healthzz"}),
+    (SpanKind.SERVER, {"url.path": "/items/1", "http.target": "/healthz"}),
+    (SpanKind.SERVER, {}),
+    (SpanKind.CLIENT, {"http.target": "/healthz"}),
+    (SpanKind.INTERNAL, None),
+])
+def test_other_spans_are_left_to_the_configured_sampler(kind, attributes) -> None:
+    sampler = build_sampler("always_on", "", ("/healthz",))
+    assert _decision(sampler, kind, attributes) is Decision.RECORD_AND_SAMPLE
+    assert _decision(build_sampler("always_off", "", ("/healthz",)), kind, attributes) is Decision.DROP
 
 
 @pytest.fixture
