@@ -167,7 +167,8 @@ def admin_blueprint(aggregator: ErrorAggregator, admin_token: str) -> Blueprint:
     @require_admin_token(admin_token)
     def top_errors() -> Any:
         raw_limit = request.args.get("limit", "10")
-        if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= 100:
+        # ASCII digits only: str.isdigit() accepts '²', which int() refuses (a 500).
+        if not re.fullmatch(r"[0-9]{1,3}", raw_limit) or not 1 <= int(raw_limit) <= 100:
             return json_error(400, "Bad Request", "limit must be an integer from 1 to 100")
         top = aggregator.top(int(raw_limit))
         if top is None:

@@ -22,7 +22,9 @@ from service.api import RowIdConverter, api
 from service.chaos import Chaos
 from service.db import ensure_schema, make_engine
 from service.health import health
+from service.openapi import openapi_blueprint
 from service.settings import ServiceSettings
+from service.strict_json import StrictJSONProvider
 from service.tasks import make_celery
 
 
@@ -48,7 +50,8 @@ def make_chaos(obs: Observability, settings: ServiceSettings) -> Chaos:
 
 def create_app(settings: ServiceSettings | None = None, config: ObservabilityConfig | None = None) -> Flask:
     settings = settings or ServiceSettings.from_env()
-    app = Flask("service")
+    app = Flask("service", static_folder=None)  # no static files: no undocumented /static route
+    app.json = StrictJSONProvider(app)  # NaN, Infinity and deep nesting in a body are a 400, not a 500
     app.url_map.converters["id"] = RowIdConverter
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.json.sort_keys = False
@@ -62,6 +65,7 @@ def create_app(settings: ServiceSettings | None = None, config: ObservabilityCon
     app.register_blueprint(health)
     app.register_blueprint(api)
     app.register_blueprint(chaos_blueprint(settings.admin_token))
+    app.register_blueprint(openapi_blueprint())
     app.register_error_handler(OperationalError, _database_unavailable)
     if settings.trusted_proxy_hops:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxy_hops)  # type: ignore[method-assign]

@@ -20,6 +20,7 @@ from service.tasks import EXTRACT_TASK
 _logger = logging.getLogger("service.api")
 _audit = logging.getLogger("audit")
 _USER_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}")
+_DIGITS = re.compile(r"[0-9]{1,9}")
 TITLE_MAX = 200
 SCRIPT_MAX = 100_000
 PAGE_MAX = 100
@@ -66,6 +67,8 @@ def _text_field(body: dict[str, Any], name: str, limit: int) -> str:
         raise ValidationError(f"{name} must be a non-empty string")
     if len(value) > limit:
         raise ValidationError(f"{name} must be at most {limit} characters")
+    if "\x00" in value:  # PostgreSQL text cannot hold NUL: the insert would fail with a 500
+        raise ValidationError(f"{name} must not contain NUL characters")
     return value
 
 
@@ -73,7 +76,9 @@ def _int_arg(name: str, default: int, low: int, high: int) -> int:
     raw = request.args.get(name)
     if raw is None:
         return default
-    if not raw.isdigit() or not low <= int(raw) <= high:
+    # ASCII digits, and few: str.isdigit() accepts '²', which int() refuses (a 500), and int() refuses
+    # more than 4,300 digits.
+    if not _DIGITS.fullmatch(raw) or not low <= int(raw) <= high:
         raise ValidationError(f"{name} must be an integer from {low} to {high}")
     return int(raw)
 

@@ -7,6 +7,7 @@ is down the last known knobs stay in force.
 
 from __future__ import annotations
 
+import math
 import random
 import time
 from dataclasses import asdict, dataclass, fields
@@ -37,9 +38,7 @@ class ChaosKnobs:
             raise ValueError(f"unknown knobs: {', '.join(unknown)}")
         values = {}
         for name, value in payload.items():
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise ValueError(f"{name} must be a number")
-            values[name] = float(value)
+            values[name] = _finite_number(name, value)
         knobs = cls(**values)
         for rate in ("error_rate", "ai_failure_rate"):
             if getattr(knobs, rate) > 1.0 or (rate == "error_rate" and knobs.error_rate < 0):
@@ -50,6 +49,18 @@ class ChaosKnobs:
 
     def provider_failure_rate(self) -> float | None:
         return None if self.ai_failure_rate < 0 else self.ai_failure_rate
+
+
+def _finite_number(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"{name} must be a number")
+    try:
+        number = float(value)  # an integer of 400 digits overflows here
+    except OverflowError:
+        raise ValueError(f"{name} is out of range") from None
+    if not math.isfinite(number):  # NaN compares false with every bound: it would pass them all
+        raise ValueError(f"{name} must be a finite number")
+    return number
 
 
 class Chaos:

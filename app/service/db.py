@@ -31,7 +31,7 @@ class Episode(Base):
     def as_dict(self, with_script: bool = False) -> dict[str, object]:
         body: dict[str, object] = {
             "id": self.id, "title": self.title, "created_by": self.created_by,
-            "created_at": (self.created_at or datetime.now(UTC)).isoformat(),
+            "created_at": _utc(self.created_at or datetime.now(UTC)).isoformat(),
             "script_length": len(self.script_content),
         }
         if with_script:
@@ -49,6 +49,11 @@ class Asset(Base):
 
     def as_dict(self) -> dict[str, object]:
         return {"id": self.id, "episode_id": self.episode_id, "kind": self.kind, "name": self.name}
+
+
+def _utc(moment: datetime) -> datetime:
+    # SQLite keeps no offset (it stores CURRENT_TIMESTAMP, which is UTC): the API always shows one.
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def make_engine(database_url: str) -> Engine:
