@@ -76,3 +76,48 @@ def test_an_inbound_traceparent_joins_the_callers_trace(traced_app, spans) -> No
     traced_app.test_client().get("/ok", headers={"traceparent": f"00-{trace_id}-00f067aa0ba902b7-01"})
     (server,) = spans.get_finished_spans()
     assert format(server.context.trace_id, "032x") == trace_id
+
+
+_UNREACHABLE_COLLECTOR = """
+import json, logging, os, socket, sys, time
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from observability import ObservabilityConfig
+from observability.tracing import start_provider
+records = {}
+class Count(logging.Handler):
+    def emit(self, record):
+        key = f"{record.name} {record.levelname}"
+        records[key] = records.get(key, 0) + 1
+logging.getLogger().addHandler(Count())
+exports = []
+class Exporter(OTLPSpanExporter):
+    def export(self, spans):
+        exports.append(len(spans))
+        return super().export(spans)
+with socket.socket() as s:
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+provider = start_provider(ObservabilityConfig(), Exporter(endpoint=f"http://127.0.0.1:{port}/v1/traces", timeout=1))
+tracer = provider.get_tracer("test")
+deadline = time.monotonic() + float(sys.argv[1])
+while time.monotonic() < deadline:
+    with tracer.start_as_current_span("work"):
+        time.sleep(0.01)
+print(json.dumps({"exports": len(exports), "records": records}))
+"""
+
+
+def test_an_unreachable_collector_is_logged_once_per_interval_not_per_batch() -> None:
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    app = Path(__file__).resolve().parents[3] / "app"
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(app), "OTEL_BSP_SCHEDULE_DELAY": "100"}
+    done = subprocess.run([sys.executable, "-c", _UNREACHABLE_COLLECTOR, "4"], env=env, capture_output=True,
+                          text=True, timeout=60, check=True)
+    measured = json.loads(done.stdout)
+    assert measured["exports"] >= 3, measured  # several batches failed ...
+    records = measured["records"]
+    assert records and all(count == 1 for count in records.values()), measured  # ... each message said once
