@@ -15,6 +15,7 @@ from observability import process
 from observability.config import ObservabilityConfig
 from observability.logging import configure_logging
 from observability.metrics import mark_dead, prepare_multiproc_dir
+from observability.redaction import RedactingFilter, Redactor
 from observability.web import Observability
 
 
@@ -48,7 +49,12 @@ class JsonLogger(glogging.Logger):
 
     def setup(self, cfg: Any) -> None:
         super().setup(cfg)
-        configure_logging(ObservabilityConfig.from_env())
+        config = ObservabilityConfig.from_env()
+        configure_logging(config)
         for logger in (self.error_log, self.access_log):
             logger.handlers.clear()
             logger.propagate = True
+        # gunicorn quotes a malformed request line, query string and all, in its warning.
+        for old in [f for f in self.error_log.filters if isinstance(f, RedactingFilter)]:
+            self.error_log.removeFilter(old)
+        self.error_log.addFilter(RedactingFilter(Redactor(config.redact_keys)))

@@ -15,6 +15,7 @@ One list of secret words (`REDACT_KEYS`) drives every rule:
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
@@ -135,6 +136,22 @@ class Redactor:
         if key.endswith(_URL_ATTRIBUTE_SUFFIXES):
             return self.url(value)
         return self.text(value)
+
+
+class RedactingFilter(logging.Filter):
+    """Rewrites each record's message through `Redactor.text`, for a logger that quotes what a client
+    sent: gunicorn warns `Invalid request from ip=...: Invalid HTTP request line: 'GET /x?token=...'`."""
+
+    def __init__(self, redactor: Redactor) -> None:
+        super().__init__()
+        self._redactor = redactor
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        redacted = self._redactor.text(message)
+        if redacted != message:
+            record.msg, record.args = redacted, None
+        return True
 
 
 def configured_secrets(config: ObservabilityConfig) -> tuple[str, ...]:

@@ -23,8 +23,8 @@ from service.chaos import Chaos
 from service.db import ensure_schema, make_engine
 from service.health import health
 from service.openapi import openapi_blueprint
+from service.request_body import BoundedRequest, StrictJSONProvider
 from service.settings import ServiceSettings
-from service.strict_json import StrictJSONProvider
 from service.tasks import make_celery
 
 
@@ -52,6 +52,7 @@ def create_app(settings: ServiceSettings | None = None, config: ObservabilityCon
     settings = settings or ServiceSettings.from_env()
     app = Flask("service", static_folder=None)  # no static files: no undocumented /static route
     app.json = StrictJSONProvider(app)  # NaN, Infinity and deep nesting in a body are a 400, not a 500
+    app.request_class = BoundedRequest  # a chunked body past MAX_BODY_BYTES is a 413, not cut short
     app.url_map.converters["id"] = RowIdConverter
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.json.sort_keys = False

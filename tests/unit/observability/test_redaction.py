@@ -3,6 +3,7 @@ configured credentials, and values a database quotes back in its errors."""
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 
 import pytest
@@ -12,6 +13,7 @@ from sqlalchemy import event, text
 from observability.config import ObservabilityConfig
 from observability.redaction import (
     REDACTED,
+    RedactingFilter,
     Redactor,
     configured_secrets,
     hide_bound_values_in_errors,
@@ -159,3 +161,14 @@ def test_short_and_non_string_values_are_left_in_the_message(echoing_engine) -> 
     with pytest.raises(sqlalchemy.exc.DBAPIError) as raised, echoing_engine.connect() as connection:
         connection.execute(text("SELECT :v"), {"v": "abc"})
     assert '"abc"' in str(raised.value.orig)
+
+
+def test_the_logging_filter_redacts_a_quoted_request_line() -> None:
+    record = logging.LogRecord("gunicorn.error", logging.WARNING, __file__, 1, "Invalid request from ip=%s: %s",
+                               ("127.0.0.1", f"Invalid HTTP request line: 'GET /x?token={SECRET}'"), None)
+    assert RedactingFilter(DEFAULT).filter(record) is True
+    assert record.getMessage() == (
+        f"Invalid request from ip=127.0.0.1: Invalid HTTP request line: 'GET /x?token={REDACTED}'")
+    plain = logging.LogRecord("gunicorn.error", logging.INFO, __file__, 1, "Booting worker with pid: %s", (42,), None)
+    RedactingFilter(DEFAULT).filter(plain)
+    assert (plain.msg, plain.args) == ("Booting worker with pid: %s", (42,))  # untouched, not re-rendered
