@@ -11,7 +11,7 @@ PYTEST := $(BIN)/python -m pytest
 # The pinned Go programs the tests and the native sandbox use (tools/build.sh; cached outside the repo).
 GO_TOOLS := prometheus promtool promql-names alertmanager amtool compose-check jaeger mailpit
 
-.PHONY: help up down status ps logs doctor test test-unit test-integration lint check tools dashboards lock clean
+.PHONY: help up down status ps logs doctor test test-unit test-integration lint check tools dashboards lock clean bench
 
 help: ## Show this list
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -63,6 +63,9 @@ tools: ## Build the pinned Go tools (Prometheus, promtool, Alertmanager, amtool,
 
 dashboards: venv ## Regenerate grafana/dashboards from grafana/build_dashboards.py
 	@$(BIN)/python grafana/build_dashboards.py
+
+bench: venv ## Measure the instrumentation's cost: gunicorn variants under wrk, micro-benchmarks (~10 min; bench/README.md)
+	@$(BIN)/python -m bench
 
 lint: venv ## ruff
 	@$(BIN)/ruff check .

@@ -1,0 +1,17 @@
+"""The same routes instrumented by this project's `observability` package, as a service wires it."""
+
+from __future__ import annotations
+
+from flask import Flask
+from sqlalchemy import Engine
+
+from bench.apps.routes import add_routes
+from observability.config import ObservabilityConfig
+from observability.web import init_observability
+
+
+def create_app(config: ObservabilityConfig, engine: Engine | None = None) -> Flask:
+    app = Flask("bench.project")
+    init_observability(app, config=config, engine=engine)  # first, before the app's own hooks
+    add_routes(app, engine)
+    return app

@@ -1,0 +1,210 @@
+"""The whole-process benchmark: every variant's gunicorn at once, driven by wrk in rounds.
+
+All servers start first (each with its own port, metrics directory and receiver path) and are
+warmed up; then each round drives every endpoint of every variant once, the variants in a freshly
+shuffled order (seeded, so a run can be repeated), so slow drifts of a shared machine spread over all
+variants. A variant's ratio to bare is computed within each round, against that round's bare run of
+the same endpoint, and the median over rounds is reported with the medians of req/s and latencies.
+"""
+
+from __future__ import annotations
+
+import random
+import statistics
+import sys
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import text
+
+from bench import backends, servers
+from bench.apps.routes import build_engine, prepare_database
+from bench.load import LoadResult, run_wrk, wrk_binary
+from bench.servers import Server
+from bench.variants import BARE, ENDPOINTS, VARIANTS
+from sandbox.common import MissingToolError
+
+# Failed requests above this share make a measurement meaningless: the harness stops with the log.
+_MAX_FAILED_SHARE = 0.01
+
+
+@dataclass(frozen=True)
+class LoadOptions:
+    variants: tuple[str, ...]
+    endpoints: tuple[str, ...]
+    rounds: int
+    duration_s: int
+    warmup_s: int
+    connections: int
+    order_seed: int
+    database_url: str | None = None
+
+
+@dataclass(frozen=True)
+class Sample:
+    round: int
+    variant: str
+    endpoint: str
+    requests_per_s: float
+    p50_ms: float
+    p99_ms: float
+    requests: int
+    failed: int
+    log_bytes_per_request: float
+
+
+@dataclass
+class LoadRun:
+    samples: list[Sample] = field(default_factory=list)
+    evidence: dict[str, dict[str, Any]] = field(default_factory=dict)
+    postgresql: str | None = None
+
+
+def validate(options: LoadOptions) -> None:
+    """Refuses unknown names and missing programs before anything starts."""
+    unknown = [name for name in options.variants if name not in VARIANTS]
+    unknown += [name for name in options.endpoints if name not in ENDPOINTS]
+    if unknown:
+        raise ValueError(f"unknown variant or endpoint: {', '.join(unknown)} "
+                         f"(variants: {', '.join(VARIANTS)}; endpoints: {', '.join(ENDPOINTS)})")
+    if BARE not in options.variants:
+        raise ValueError("the variants must include `bare`: every ratio is taken against it")
+    if options.rounds < 1 or options.duration_s < 1 or options.connections < 1 or options.warmup_s < 0:
+        raise ValueError("rounds, duration and connections must be at least 1 (wrk counts whole seconds)")
+    wrk_binary()
+
+
+def run_load(options: LoadOptions, workdir: Path) -> LoadRun:
+    run = LoadRun()
+    with ExitStack() as stack:
+        redis_url = stack.enter_context(backends.redis(workdir))
+        database_url = None
+        if "db" in options.endpoints:
+            database_url = options.database_url or stack.enter_context(_local_postgres())
+            run.postgresql = _prepare(database_url)
+        receiver = stack.enter_context(backends.discarding_receiver())
+        pointed_at = servers.Backends(receiver, redis_url, database_url)
+        started = {}
+        for name in options.variants:
+            _progress(f"starting gunicorn for {name}")
+            server = servers.start(VARIANTS[name], workdir, pointed_at)
+            stack.callback(server.stop)
+            started[name] = server
+        _warm_up(started, options)
+        run.samples = list(_rounds(started, options))
+        counted = {name: servers.scrape_request_count(server) for name, server in started.items()}
+        for server in started.values():
+            server.stop()  # a graceful stop flushes the exporters' last spans to the receiver
+        run.evidence = _evidence(run.samples, counted, receiver)
+    return run
+
+
+@contextmanager
+def _local_postgres() -> Iterator[str]:
+    _progress("starting PostgreSQL")
+    try:
+        with backends.postgres() as url:
+            yield url
+    except MissingToolError as exc:
+        raise MissingToolError(f"{exc}; or set BENCH_DATABASE_URL, or drive only `trivial`") from None
+
+
+def _prepare(database_url: str) -> str:
+    """Creates the table `db` reads; returns the server's version."""
+    engine = build_engine(database_url)
+    assert engine is not None
+    try:
+        prepare_database(engine)
+        with engine.connect() as conn:
+            return str(conn.execute(text("SHOW server_version")).scalar_one()).split(" ")[0]
+    finally:
+        engine.dispose()
+
+
+def _warm_up(started: dict[str, Server], options: LoadOptions) -> None:
+    if options.warmup_s == 0:
+        return
+    _progress(f"warming up: {options.warmup_s} s per variant and endpoint")
+    for server in started.values():
+        for endpoint in options.endpoints:
+            _measure(server, endpoint, options.warmup_s, options.connections)
+        server.take_log_bytes()
+
+
+def _rounds(started: dict[str, Server], options: LoadOptions) -> Iterator[Sample]:
+    order = list(options.variants)
+    shuffle = random.Random(options.order_seed).shuffle  # noqa: S311 - an order to repeat, not a secret
+    for round_index in range(1, options.rounds + 1):
+        shuffle(order)
+        for endpoint in options.endpoints:
+            for name in order:
+                server = started[name]
+                server.take_log_bytes()  # what the server wrote between measurements is not counted
+                result = _measure(server, endpoint, options.duration_s, options.connections)
+                sample = Sample(
+                    round=round_index, variant=name, endpoint=endpoint,
+                    requests_per_s=result.requests_per_s, p50_ms=result.p50_ms, p99_ms=result.p99_ms,
+                    requests=result.requests, failed=result.failed,
+                    log_bytes_per_request=server.take_log_bytes() / result.requests,
+                )
+                _progress(f"round {round_index}/{options.rounds} {endpoint:7} {name:13} "
+                          f"{sample.requests_per_s:8.0f} req/s  p50 {sample.p50_ms:6.2f} ms  "
+                          f"p99 {sample.p99_ms:6.2f} ms")
+                yield sample
+
+
+def _measure(server: Server, endpoint: str, seconds: int, connections: int) -> LoadResult:
+    server.check_alive()
+    result = run_wrk(server.url(ENDPOINTS[endpoint]), seconds, connections)
+    if result.requests == 0 or result.failed > _MAX_FAILED_SHARE * result.requests:
+        raise RuntimeError(f"{server.variant.name} {endpoint}: {result.failed} of {result.requests} requests "
+                           f"failed ({result.errors}):\n{server.log_tail()}")
+    return result
+
+
+def _evidence(samples: list[Sample], counted: dict[str, float | None],
+              receiver: backends.DiscardingReceiver) -> dict[str, dict[str, Any]]:
+    """Per variant, proof that its instrumentation ran: spans exported, requests counted in metrics."""
+    evidence = {}
+    for name, metrics_count in counted.items():
+        exports = receiver.counts.get(name, backends.ExportCounts())
+        evidence[name] = {
+            "otlp_exports": exports.requests,
+            "otlp_bytes": exports.bytes,
+            "http_requests_total": metrics_count,
+            "requests_measured": sum(s.requests for s in samples if s.variant == name),
+        }
+    return evidence
+
+
+def summarise(samples: list[Sample]) -> list[dict[str, Any]]:
+    """Medians per variant and endpoint; `ratio_to_bare` is the median of per-round ratios."""
+    bare = {(s.round, s.endpoint): s.requests_per_s for s in samples if s.variant == BARE}
+    summary = []
+    for variant, endpoint in dict.fromkeys((s.variant, s.endpoint) for s in samples):
+        mine = [s for s in samples if s.variant == variant and s.endpoint == endpoint]
+        ratios = [s.requests_per_s / bare[(s.round, endpoint)] for s in mine]
+        summary.append({
+            "variant": variant,
+            "endpoint": endpoint,
+            "requests_per_s": round(statistics.median(s.requests_per_s for s in mine), 1),
+            "p50_ms": round(statistics.median(s.p50_ms for s in mine), 3),
+            "p99_ms": round(statistics.median(s.p99_ms for s in mine), 3),
+            "ratio_to_bare": round(statistics.median(ratios), 3),
+            "rounds": len(mine),
+            "log_bytes_per_request": round(statistics.median(s.log_bytes_per_request for s in mine), 1),
+            "failed_requests": sum(s.failed for s in mine),
+            "samples": [{"round": s.round, "requests_per_s": round(s.requests_per_s, 1), "p50_ms": s.p50_ms,
+                         "p99_ms": s.p99_ms, "ratio_to_bare": round(ratio, 4)}
+                        for s, ratio in zip(mine, ratios, strict=True)],
+        })
+    order = {name: index for index, name in enumerate(VARIANTS)}
+    endpoints = {name: index for index, name in enumerate(ENDPOINTS)}
+    return sorted(summary, key=lambda row: (endpoints[row["endpoint"]], order[row["variant"]]))
+
+
+def _progress(message: str) -> None:
+    print(f"==> {message}", file=sys.stderr, flush=True)
