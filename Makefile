@@ -54,7 +54,7 @@ test-unit: venv ## Unit tests only (no external services)
 test-integration: venv tools ## Integration tests against real PostgreSQL, Redis, Celery, gunicorn, Alertmanager
 	@$(PYTEST) tests/integration
 
-check: venv tools ## Static checks of the stack: compose, Prometheus rules (promtool), Alertmanager (amtool), ELK, Grafana
+check: venv tools ## Static checks: compose, Prometheus rules (promtool), Alertmanager (amtool), ELK, Grafana; pip-audit of both lock files
 	@$(PYTEST) tests/static
 
 tools: ## Build the pinned Go tools (Prometheus, promtool, Alertmanager, amtool, checkers) into ~/.cache

@@ -1,0 +1,25 @@
+"""The locked dependencies audited for known vulnerabilities (pip-audit; see
+tests/support/dependency_audit.py): a vulnerability fails with the list; a lock that could not be
+audited (no vulnerability service reachable) is skipped with that reason, never passed. In CI
+(CI=true) nothing may skip, so an unaudited lock fails there."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from tests.support.dependency_audit import Verdict, audit_lock_file
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.parametrize("lock", ["requirements.lock", "requirements-dev.lock"])
+def test_no_locked_dependency_has_a_known_vulnerability(lock: str) -> None:
+    outcome = audit_lock_file(REPO / lock)
+    if outcome.verdict is Verdict.NOT_AUDITED:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI=true, so this may not skip: {lock} {outcome.message}", pytrace=False)
+        pytest.skip(f"{lock} {outcome.message}")
+    assert outcome.verdict is Verdict.PASSED, f"{lock}: {outcome.message}"
