@@ -83,3 +83,30 @@ def test_shutdown_and_flush_reach_the_wrapped_exporter() -> None:
     assert exporter.force_flush(10) is True
     exporter.shutdown()
     assert inner._stopped
+
+
+def test_the_provider_exports_through_the_redaction_with_the_configured_words(monkeypatch) -> None:
+    from opentelemetry import trace
+
+    from observability import tracing
+
+    installed: list[TracerProvider] = []
+    # start_provider keeps a provider already installed: pretend none is, and catch the one it installs.
+    monkeypatch.setattr(tracing.trace, "get_tracer_provider", trace.NoOpTracerProvider)
+    monkeypatch.setattr(tracing.trace, "set_tracer_provider", installed.append)
+    exported = InMemorySpanExporter()
+    config = ObservabilityConfig.from_env({"REDACT_KEYS": "pin", "ADMIN_TOKEN": f"admin-{SECRET}",
+                                           "OTEL_TRACES_SAMPLER": "always_on"})
+    provider = tracing.start_provider(config, exporter=exported)
+    try:
+        with provider.get_tracer("test").start_as_current_span("s", attributes={
+                "card_pin": "1234", "http.target": f"/x?pin={SECRET}&token=kept", "note": f"with admin-{SECRET}"}):
+            pass
+        provider.force_flush()
+    finally:
+        provider.shutdown()
+    assert installed == [provider]
+    (span,) = exported.get_finished_spans()
+    assert span.attributes["card_pin"] == REDACTED
+    assert span.attributes["http.target"] == f"/x?pin={REDACTED}&token=kept"  # REDACT_KEYS replaced the list
+    assert span.attributes["note"] == f"with {REDACTED}"  # the configured admin token, wherever it appears
