@@ -61,7 +61,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("NOTIFY_BACKOFF_MAX_SECONDS", "300", "Longest wait between retries (well below visibility timeout)."),
     Setting("ADMIN_TOKEN", "", "Bearer token of the /admin endpoints; empty disables them."),
     Setting("REDACT_KEYS", "password,passwd,secret,token,api_key,apikey,authorization,cookie",
-            "Field names whose values are replaced in log records."),
+            "Names whose values are replaced in logs, spans and alerts."),
 )
 
 _DEFAULTS = {s.env: s.default for s in SETTINGS}

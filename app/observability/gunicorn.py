@@ -57,4 +57,4 @@ class JsonLogger(glogging.Logger):
         # gunicorn quotes a malformed request line, query string and all, in its warning.
         for old in [f for f in self.error_log.filters if isinstance(f, RedactingFilter)]:
             self.error_log.removeFilter(old)
-        self.error_log.addFilter(RedactingFilter(Redactor(config.redact_keys)))
+        self.error_log.addFilter(RedactingFilter(Redactor.from_config(config)))

@@ -67,7 +67,7 @@ class JsonLogFormatter(OrjsonFormatter):
             "environment": config.environment,
         }
         self._with_trace_ids = config.tracing_enabled
-        self._redactor = Redactor(config.redact_keys)
+        self._redactor = Redactor.from_config(config)
 
     def add_fields(self, log_data: dict[str, Any], record: logging.LogRecord,
                    message_dict: dict[str, Any]) -> None:
@@ -75,7 +75,9 @@ class JsonLogFormatter(OrjsonFormatter):
         log_data["timestamp"] = datetime.fromtimestamp(record.created, UTC)
         log_data["level"] = record.levelname
         log_data["logger"] = record.name
-        log_data["message"] = record.message
+        # The access record's message and fields are the project's own (and the hot path): not scanned.
+        scan_text = layer != "access"
+        log_data["message"] = self._redactor.text(record.message) if scan_text else record.message
         log_data["service"] = self._service
         log_data["pid"] = record.process  # several worker processes share one stream
         if layer in ("application", "audit"):
@@ -89,22 +91,24 @@ class JsonLogFormatter(OrjsonFormatter):
             log_data.update(ctx.log_fields())
         if self._with_trace_ids:
             _add_trace_ids(log_data)
-        self._merge_extras(log_data, record)
+        self._merge_extras(log_data, record, scan_text)
         stack = message_dict.get("exc_info")
         if stack:
             log_data["error"] = self._error_fields(record, stack)
 
-    def _merge_extras(self, log_data: dict[str, Any], record: logging.LogRecord) -> None:
+    def _merge_extras(self, log_data: dict[str, Any], record: logging.LogRecord, scan_text: bool) -> None:
         # python-json-logger's merge_record_extra, fused with renaming and redaction: one pass
         # instead of three on a path every record takes.
         skipped = self._skip_fields
         field = self._redactor.field
+        text = self._redactor.text
         for key, value in record.__dict__.items():
             if key in skipped or key.startswith("_"):
                 continue
             # A caller's extra never overwrites the record's own fields.
             name = "extra_" + key if key in _OWN_FIELDS else key
-            log_data[name] = field(name, value)
+            clean = field(name, value)
+            log_data[name] = text(clean) if scan_text and type(clean) is str else clean
 
     def _error_fields(self, record: logging.LogRecord, stack: str) -> dict[str, Any]:
         fields: dict[str, Any] = {"stack_trace": self._redactor.text(stack)}

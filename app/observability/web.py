@@ -19,7 +19,7 @@ from observability.errors import ErrorAggregator, ErrorReport, admin_blueprint, 
 from observability.logging import configure_logging
 from observability.metrics import build_registry, init_http_metrics, serve
 from observability.notifications import Notifier
-from observability.redaction import Redactor
+from observability.redaction import Redactor, hide_bound_values_in_errors
 from observability.request_id import init_request_id, propagate_to_tasks
 from observability.slow_queries import watch_engine
 from observability.users import ActiveUsers
@@ -56,7 +56,7 @@ def build_observability(config: ObservabilityConfig, celery: Celery | None) -> O
         config=config,
         redis=redis,
         warnings=warnings,
-        redactor=Redactor(config.redact_keys),
+        redactor=Redactor.from_config(config),
         errors=ErrorAggregator(redis, config.service_name, config.error_window_seconds),
         notifier=Notifier(config, redis, warnings, celery),
         users=ActiveUsers(redis, config.service_name, config.active_user_window_seconds),
@@ -87,6 +87,7 @@ def init_observability(
     init_error_capture(app, obs.errors, obs.redactor, lambda report, _error: _alert(obs, report))
     app.register_blueprint(admin_blueprint(obs.errors, config.admin_token))
     if engine is not None:
+        hide_bound_values_in_errors(engine)
         watch_engine(engine, config.slow_query_threshold_ms, config.statement_max_chars, obs.redactor)
     if celery is not None:
         propagate_to_tasks()

@@ -20,6 +20,7 @@ from observability import context, process
 from observability.config import ObservabilityConfig
 from observability.logging import configure_logging
 from observability.metrics import CELERY_TASK_DURATION, CELERY_TASKS, mark_dead, prepare_multiproc_dir
+from observability.redaction import hide_bound_values_in_errors
 from observability.request_id import TASK_HEADER, propagate_to_tasks
 from observability.slow_queries import watch_engine
 from observability.web import Observability, build_observability
@@ -37,6 +38,7 @@ def init_worker_observability(
     obs = build_observability(config, celery_app)
     process.defer_until_fork()
     if engine is not None:
+        hide_bound_values_in_errors(engine)
         watch_engine(engine, config.slow_query_threshold_ms, config.statement_max_chars, obs.redactor)
     propagate_to_tasks()
     _connect_process_signals(obs, engine)

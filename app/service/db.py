@@ -10,8 +10,6 @@ from sqlalchemy import DateTime, ForeignKey, String, Text, func, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from observability.redaction import hide_bound_values_in_errors
-
 _SCHEMA_LOCK_ID = 4_242_001
 
 
@@ -61,8 +59,6 @@ def make_engine(database_url: str) -> Engine:
     # sqlalchemy.create_engine is looked up at call time: once tracing is on, it is the traced one.
     engine = sqlalchemy.create_engine(database_url, hide_parameters=True, pool_pre_ping=True, pool_size=5,
                                       max_overflow=5, pool_timeout=5)
-    # The database quotes a value it could not use in its error message: that text is scrubbed too.
-    hide_bound_values_in_errors(engine)
     return engine
 
 

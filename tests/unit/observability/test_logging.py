@@ -81,6 +81,17 @@ def test_secret_fields_and_assignments_are_redacted() -> None:
     assert "Traceback" in record["error"]["stack_trace"]
 
 
+def test_messages_and_string_extras_lose_assignments_and_configured_credentials() -> None:
+    config = ObservabilityConfig(tracing_enabled=False, admin_token="admin-token-0123456789abcdef",
+                                 smtp_password="smtp-password-42")
+    record = _format(msg="retrying with password=hunter2 as admin-token-0123456789abcdef", config=config,
+                     extra={"detail": "login smtp-password-42 refused"})
+    text = json.dumps(record)
+    assert "hunter2" not in text and "admin-token-0123456789abcdef" not in text and "smtp-password-42" not in text
+    assert record["message"] == "retrying with password=[REDACTED] as [REDACTED]"
+    assert record["detail"] == "login [REDACTED] refused"
+
+
 def test_integers_wider_than_64_bits_do_not_lose_the_record() -> None:
     record = _format(extra={"huge": 2**70, "nan": float("nan")})
     assert record["huge"] == 2**70
