@@ -35,6 +35,7 @@ _QUERY_ATTRIBUTE_SUFFIX = ".query"
 _KNOWN_SECRET_MIN_CHARS = 8
 # Shorter bound values (ids, flags, 'USD') would mangle the message they were looked for in.
 _BOUND_VALUE_MIN_CHARS = 4
+_CLEAN_TEXT_CACHE_SIZE = 4096  # span attribute values already scrubbed, emptied when full
 _USERINFO_PASSWORD = re.compile(r"^([a-z][a-z0-9+.-]*://[^/?#@:]*:)[^/?#@]*@", re.IGNORECASE)
 
 
@@ -43,6 +44,7 @@ class Redactor:
         self._words = tuple(word.lower() for word in secret_words)
         self._assignment = _assignment_pattern(self._words)
         self._verdicts: dict[str, bool] = {}  # field names come from code: a small, fixed set
+        self._clean_attribute_texts: dict[tuple[str, str], str] = {}
         # Longest first: a secret that contains another is replaced whole.
         self._known = tuple(sorted({s for s in known_secrets if len(s) >= _KNOWN_SECRET_MIN_CHARS},
                                    key=len, reverse=True))
@@ -113,24 +115,31 @@ class Redactor:
         if not attributes:
             return None
         redacted: dict[str, Any] | None = None
-        for key, value in attributes.items():
-            clean = self._attribute(key, value)
+        for key, value in attributes.items():  # every exported span passes here: kept flat
+            if self.is_secret_key(key):
+                clean = REDACTED
+            elif type(value) is str:
+                clean = self._attribute_text(key, value)
+            elif isinstance(value, tuple | list):
+                clean = tuple(self._attribute_text(key, v) if isinstance(v, str) else v for v in value)
+            else:
+                continue
             if clean != value:
                 if redacted is None:
                     redacted = dict(attributes)
                 redacted[key] = clean
         return redacted
 
-    def _attribute(self, key: str, value: Any) -> Any:
-        if self.is_secret_key(key):
-            return REDACTED
-        if isinstance(value, str):
-            return self._attribute_text(key, value)
-        if isinstance(value, tuple | list):
-            return tuple(self._attribute_text(key, v) if isinstance(v, str) else v for v in value)
-        return value
-
     def _attribute_text(self, key: str, value: str) -> str:
+        # Most attribute values repeat span after span (methods, hosts, routes, user agents).
+        clean = self._clean_attribute_texts.get((key, value))
+        if clean is None:
+            if len(self._clean_attribute_texts) >= _CLEAN_TEXT_CACHE_SIZE:
+                self._clean_attribute_texts.clear()
+            clean = self._clean_attribute_texts[key, value] = self._scrub_attribute_text(key, value)
+        return clean
+
+    def _scrub_attribute_text(self, key: str, value: str) -> str:
         if key.endswith(_QUERY_ATTRIBUTE_SUFFIX):
             return self.query(self._known_secrets(value))
         if key.endswith(_URL_ATTRIBUTE_SUFFIXES):
