@@ -5,9 +5,15 @@ in bench/ only; the product never imports it.
 Kept as written, defects included, because they are part of what the seed costs: the deprecated
 `pythonjsonlogger.jsonlogger` module (a shim over `pythonjsonlogger.json.JsonFormatter` that only
 warns), `datetime.utcnow()`, the client's X-Request-ID trusted as is, two `before_request` timers,
-records on stderr (StreamHandler's default) and the Flask logger's records written twice, `/metrics` on the public
-port from one in-process registry, the slow-query listeners keeping start times on `conn.info` and
-logging raw parameters, and a TracerProvider with the SDK's default sampler (every trace sampled).
+records on stderr (StreamHandler's default), `/metrics` on the public port from one in-process
+registry, the slow-query listeners keeping start times on `conn.info` and logging raw parameters,
+and a TracerProvider with the SDK's default sampler (every trace sampled).
+
+One defect shows in the figures: `setup_logging` puts the handler on both the root logger and
+`app.logger`, so the records of any logger at or below the app's name are written twice. The access
+log's `logging.getLogger(__name__)` is such a logger whenever it lives in the app's package (Flask's
+recommended layout), and here, in the app's own module, it is `app.logger` itself: every access
+record is written twice, as it would be in such a deployment.
 
 Minimal fixes, each only because the snippet cannot run otherwise:
 
