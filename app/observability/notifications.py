@@ -6,9 +6,10 @@ and the task marks its delivery of this very alert, so a redelivered task does n
 (webhooks have no idempotency key; e-mails carry a deterministic Message-ID for receivers that
 deduplicate). Claims are per channel: one channel's permanent failure frees only its own claim.
 
-When Redis or the broker is down, the alert waits in a small outbox in the process (one entry per
-fingerprint, bounded) and a background thread hands it on once both answer again: the claims then
-decide which process's copy goes out, so each channel still sends it once.
+The request hands its alert to a small outbox in its process (one entry per fingerprint, bounded);
+a background thread claims and queues it, at once, or when Redis or the broker is down, every few
+seconds until both answer again: the claims then decide which process's copy goes out, so each
+channel still sends it once. No request waits on Redis or the broker for an alert.
 
 Transient failures (timeouts, connection errors, HTTP 408/429/5xx, SMTP 4xx) are retried with
 exponential backoff and jitter, honouring `Retry-After`; anything else fails at once and frees that
@@ -35,6 +36,7 @@ from typing import Any
 import requests
 from celery import Celery, Task
 
+from observability import context
 from observability.config import ObservabilityConfig
 from observability.degraded import GuardedRedis, ThrottledWarning
 from observability.metrics import ALERT_NOTIFICATIONS
@@ -186,24 +188,26 @@ def delivered_key(prefix: str, alert: Alert, channel: str) -> str:
 
 
 class AlertOutbox:
-    """Alerts of this process that could not be claimed or queued yet, one per fingerprint.
+    """Alerts of this process on their way to the broker, one per fingerprint.
 
     `hold` keeps an alert with the channels still to do (at most `capacity` fingerprints: more are
-    refused, and the caller counts them). A daemon thread, started by the first `hold` in the
-    process that holds (never at import or set-up, so never in a server's parent before fork),
-    calls `send(alert, channels)` every `retry_seconds` until it returns no channel left. A forked
-    child starts with a fresh lock and no thread: a lock copied while another thread held it would
-    never be released there.
+    refused, and the caller counts them) and wakes a daemon thread that calls `send(alert, channels)`
+    at once, then every `retry_seconds` until it returns no channel left. The thread is started by
+    the first `hold` in the process that holds (never at import or set-up, so never in a server's
+    parent before fork) and ends when nothing is left. A forked child starts with fresh locks and no
+    thread: a lock copied while another thread held it would never be released there. With
+    `background` False nothing is started and the caller flushes (tests).
     """
 
     def __init__(self, send: Callable[[Alert, tuple[str, ...]], tuple[str, ...]],
-                 capacity: int = OUTBOX_CAPACITY, retry_seconds: float = OUTBOX_RETRY_SECONDS) -> None:
+                 capacity: int = OUTBOX_CAPACITY, retry_seconds: float = OUTBOX_RETRY_SECONDS,
+                 background: bool = True) -> None:
         self._send = send
         self.capacity = capacity
+        self.background = background
         self._retry_seconds = retry_seconds
         self._pending: dict[str, tuple[Alert, tuple[str, ...], float]] = {}
-        self._lock = threading.Lock()
-        self._thread: threading.Thread | None = None
+        self._after_fork()
         reset = weakref.WeakMethod(self._after_fork)  # a fork hook must not keep the outbox alive
 
         def after_fork_in_child() -> None:
@@ -214,7 +218,9 @@ class AlertOutbox:
 
     def _after_fork(self) -> None:
         self._lock = threading.Lock()
-        self._thread = None
+        self._flushing = threading.Lock()  # one flush at a time: the thread's, or a caller's
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
 
     def __len__(self) -> int:
         return len(self._pending)
@@ -228,42 +234,51 @@ class AlertOutbox:
             if alert.fingerprint not in self._pending and len(self._pending) >= self.capacity:
                 return False
             self._pending[alert.fingerprint] = (alert, channels, time.monotonic())
-            if self._thread is None or not self._thread.is_alive():
+            self._wake.set()
+            if self.background and (self._thread is None or not self._thread.is_alive()):
                 self._thread = threading.Thread(target=self._run, name="alert-outbox", daemon=True)
                 self._thread.start()
         return True
 
     def flush(self) -> int:
         """One attempt at every held alert; how many are still held."""
-        with self._lock:
-            held = list(self._pending.items())
-        for fingerprint, (alert, channels, since) in held:
-            left = self._send(alert, channels)
+        with self._flushing:
             with self._lock:
-                if left:
-                    self._pending[fingerprint] = (alert, left, since)
-                    continue
-                self._pending.pop(fingerprint, None)
-            _logger.info("held alert notification released", extra={
-                "event": "notification_released", "fingerprint": fingerprint,
-                "held_s": round(time.monotonic() - since, 3)})
+                held = list(self._pending.items())
+            for fingerprint, (alert, channels, since) in held:
+                left = self._send(alert, channels)
+                with self._lock:
+                    if left:
+                        self._pending[fingerprint] = (alert, left, since)
+                        continue
+                    self._pending.pop(fingerprint, None)
+                waited = time.monotonic() - since
+                if waited >= self._retry_seconds:  # held back by an outage, not just handed over
+                    _logger.info("held alert notification released", extra={
+                        "event": "notification_released", "fingerprint": fingerprint, "held_s": round(waited, 3)})
         return len(self._pending)
 
     def _run(self) -> None:
         while True:
-            time.sleep(self._retry_seconds)
+            self._wake.wait(self._retry_seconds)
+            self._wake.clear()
             try:
-                if not self.flush():
-                    with self._lock:  # nothing left: end, and let the next hold start a thread again
-                        if not self._pending:
-                            self._thread = None
-                            return
+                self.flush()
             except Exception:  # a bug must not end the retries silently
                 _logger.exception("alert outbox flush failed", extra={"event": "notification_outbox_error"})
+            with self._lock:  # nothing left: end, and let the next hold start a thread again
+                if not self._pending:
+                    self._thread = None
+                    return
 
 
 class Notifier:
-    """Queues notifications from any process; the tasks run in the Celery worker."""
+    """Queues notifications from any process; the tasks run in the Celery worker.
+
+    The request that raised an error only hands its alert to the outbox: claiming in Redis and
+    publishing to the broker happen on the outbox's thread, so no request waits for either (a
+    publish to a broker that is down takes its connect timeout, 2 s in the sample service).
+    """
 
     def __init__(self, config: ObservabilityConfig, redis: GuardedRedis, warnings: ThrottledWarning,
                  celery_app: Celery | None) -> None:
@@ -274,14 +289,15 @@ class Notifier:
         self.tasks = register_tasks(celery_app, config, redis, self._prefix) if celery_app is not None else {}
         self.channels = tuple(channel for channel, enabled in (
             (WEBHOOK, bool(config.alert_webhook_url)), (EMAIL, bool(config.alert_email_to))) if enabled)
-        self.outbox = AlertOutbox(self._send_held)
+        self.outbox = AlertOutbox(self._send)
+        self._waiting: set[str] = set()  # alerts counted as held back (once each)
 
     def notify(self, fingerprint: str, severity: str, title: str, message: str,
                details: dict[str, str]) -> str:
-        """Queues one notification per channel unless this fingerprint was notified in the window.
+        """Hands one notification per channel to the outbox, unless this fingerprint is on its way.
 
-        Returns what happened: queued, deduplicated, held (in the outbox until Redis and the
-        broker answer), dropped (the outbox was full) or disabled.
+        Returns what happened: pending (the outbox claims and queues it: once per fingerprint and
+        channel per window), deduplicated, dropped (the outbox was full) or disabled.
         """
         if not self.channels or not self.tasks:
             return "disabled"
@@ -290,51 +306,50 @@ class Notifier:
             return "deduplicated"
         alert = Alert(fingerprint, new_alert_id(), severity, title, message,
                       self._config.service_name, self._config.environment, details)
-        if len(self.outbox):
-            # Something already waits for Redis or the broker: join it rather than make this request
-            # wait for a connection attempt that would most likely fail too.
-            return self._hold(alert, self.channels)
-        left, queued = self._dispatch(alert, self.channels)
-        if left:
-            return self._hold(alert, left)
-        return "queued" if queued else "deduplicated"
+        if self.outbox.hold(alert, self.channels):
+            return "pending"
+        for channel in self.channels:
+            ALERT_NOTIFICATIONS.labels(channel, "dropped").inc()
+        self._warnings.warn("alert outbox", f"alert outbox full ({self.outbox.capacity}): notification dropped",
+                            OverflowError(alert.fingerprint))
+        return "dropped"
 
-    def _send_held(self, alert: Alert, channels: tuple[str, ...]) -> tuple[str, ...]:
-        return self._dispatch(alert, channels)[0]
+    def _send(self, alert: Alert, channels: tuple[str, ...]) -> tuple[str, ...]:
+        """The outbox's attempt: claims and queues each channel under the alert's request id (the
+        task's records carry it); returns the channels to try again."""
+        token = context.activate(context.RequestContext(alert.details.get("request_id") or alert.alert_id))
+        try:
+            left = self._dispatch(alert, channels)
+        finally:
+            context.deactivate(token)
+        if not left:
+            self._waiting.discard(alert.alert_id)
+        elif alert.alert_id not in self._waiting:
+            self._waiting.add(alert.alert_id)
+            for channel in left:
+                ALERT_NOTIFICATIONS.labels(channel, "held").inc()
+        return left
 
-    def _dispatch(self, alert: Alert, channels: tuple[str, ...]) -> tuple[tuple[str, ...], bool]:
-        """Claims and queues each channel: (the channels to try again later, whether any was queued)."""
+    def _dispatch(self, alert: Alert, channels: tuple[str, ...]) -> tuple[str, ...]:
+        """Claims and queues each channel; returns the channels that must be tried again later."""
         left: list[str] = []
         deduplicated: list[str] = []
-        queued = False
         for channel in channels:
             key = claim_key(self._prefix, alert.fingerprint, channel)
-            claimed = self._redis.run("alert dedupe", lambda r, k=key: r.set(
-                k, alert.alert_id, nx=True, ex=self._config.alert_dedupe_seconds))
+            # bool(): redis-py's SET NX answers None, not False, when the key exists.
+            claimed = self._redis.run("alert dedupe", lambda r, k=key: bool(r.set(
+                k, alert.alert_id, nx=True, ex=self._config.alert_dedupe_seconds)))
             if claimed is None:  # Redis unavailable
                 left.append(channel)
             elif not claimed:
                 deduplicated.append(channel)
-            elif self._queue(channel, alert):
-                queued = True
-            else:
+            elif not self._queue(channel, alert):
                 release_claim(self._redis, key, alert.alert_id)
                 left.append(channel)
         if deduplicated:
             label = "all" if len(deduplicated) == len(self.channels) else deduplicated[0]
             ALERT_NOTIFICATIONS.labels(label, "deduplicated").inc()
-        return tuple(left), queued
-
-    def _hold(self, alert: Alert, channels: tuple[str, ...]) -> str:
-        if self.outbox.hold(alert, channels):
-            for channel in channels:
-                ALERT_NOTIFICATIONS.labels(channel, "held").inc()
-            return "held"
-        for channel in channels:
-            ALERT_NOTIFICATIONS.labels(channel, "dropped").inc()
-        self._warnings.warn("alert outbox", f"alert outbox full ({self.outbox.capacity}): notification dropped",
-                            OverflowError(alert.fingerprint))
-        return "dropped"
+        return tuple(left)
 
     def _queue(self, channel: str, alert: Alert) -> bool:
         """Publishes one channel's task on its own, so one failed publish cannot cost the others."""

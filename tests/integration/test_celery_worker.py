@@ -56,6 +56,10 @@ def _storm(client, requests_count: int) -> None:
             assert client.get("/api/episodes").status_code == 500
     finally:
         client.put("/admin/chaos", json={}, headers=ADMIN)
+    # The alerts leave through the notifier's outbox thread: once it is empty, each is claimed (or
+    # deduplicated) and queued, and none can surface in the next test after its Redis is flushed.
+    outbox = client.application.extensions["observability"].notifier.outbox
+    wait_until(lambda: len(outbox) == 0, what="the alert outbox empty")
 
 
 def _webhook_messages(sink) -> list[dict]:

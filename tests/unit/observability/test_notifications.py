@@ -176,9 +176,9 @@ class MemoryStore:
     def __init__(self) -> None:
         self.data: dict[str, str] = {}
 
-    def set(self, key: str, value: str, nx: bool = False, ex: int | None = None) -> bool:
+    def set(self, key: str, value: str, nx: bool = False, ex: int | None = None) -> bool | None:
         if nx and key in self.data:
-            return False
+            return None  # as redis-py answers a SET NX that did nothing
         self.data[key] = value
         return True
 
@@ -226,6 +226,7 @@ def _notifier(redis: MemoryRedis, broker: Broker, **overrides: Any) -> Notifier:
     warnings = ThrottledWarning(logging.getLogger("test.notifications"), 60.0)
     notifier = Notifier(config, redis, warnings, Celery("unit-notifications"))  # type: ignore[arg-type]
     notifier.tasks = {channel: FakeTask(channel, broker) for channel in notifier.channels}  # type: ignore[misc]
+    notifier.outbox.background = False  # the test flushes, instead of the outbox's thread
     return notifier
 
 
@@ -237,11 +238,17 @@ def _channels(broker: Broker) -> list[str]:
     return sorted(channel for channel, _ in broker.published)
 
 
-def test_a_storm_queues_one_notification_per_channel() -> None:
-    broker = Broker()
-    notifier = _notifier(MemoryRedis(), broker)
-    assert [_error(notifier) for _ in range(5)] == ["queued"] + ["deduplicated"] * 4
-    assert _channels(broker) == ["email", "webhook"]
+def test_a_storm_queues_one_notification_per_channel_and_no_request_waits_for_it() -> None:
+    redis, broker = MemoryRedis(), Broker()
+    notifier = _notifier(redis, broker)
+    redis.down = True  # were a request to call Redis or the broker, it would be seen below
+    assert [_error(notifier) for _ in range(5)] == ["pending"] + ["deduplicated"] * 4
+    assert broker.published == []  # the requests only handed the alert over
+    redis.down = False
+    assert notifier.outbox.flush() == 0
+    assert _error(notifier) == "pending"  # the same error after the first was queued ...
+    assert notifier.outbox.flush() == 0
+    assert _channels(broker) == ["email", "webhook"]  # ... is deduplicated by the claims
 
 
 def test_alerts_raised_while_redis_is_down_wait_in_the_outbox_and_go_out_once() -> None:
@@ -251,8 +258,8 @@ def test_alerts_raised_while_redis_is_down_wait_in_the_outbox_and_go_out_once() 
     for redis in web_workers:
         redis.down = True
     for notifier in notifiers:
-        assert [_error(notifier) for _ in range(3)] == ["held", "deduplicated", "deduplicated"]
-        assert len(notifier.outbox) == 1
+        assert [_error(notifier) for _ in range(3)] == ["pending", "deduplicated", "deduplicated"]
+        assert notifier.outbox.flush() == 1  # held: Redis does not answer
     assert broker.published == []
 
     for redis in web_workers:
@@ -265,9 +272,10 @@ def test_an_alert_the_broker_refused_frees_its_claims_and_waits() -> None:
     redis, broker = MemoryRedis(), Broker()
     notifier = _notifier(redis, broker)
     broker.down = True
-    assert _error(notifier) == "held"
+    assert _error(notifier) == "pending"
+    assert notifier.outbox.flush() == 1
     assert redis.store.data == {}  # claims released: nothing was queued
-    assert _error(notifier, "0ther") == "held"  # joins the outbox without trying the broker again
+    assert _error(notifier, "0ther") == "pending"
     broker.down = False
     assert notifier.outbox.flush() == 0
     assert _channels(broker) == ["email", "email", "webhook", "webhook"]
@@ -279,7 +287,7 @@ def test_a_full_outbox_drops_new_alerts_and_says_so_once(caplog: pytest.LogCaptu
     notifier.outbox.capacity = 2
     redis.down = True
     outcomes = [_error(notifier, f"fp{i}") for i in range(5)]
-    assert outcomes == ["held", "held", "dropped", "dropped", "dropped"]
+    assert outcomes == ["pending", "pending", "dropped", "dropped", "dropped"]
     warnings = [r for r in caplog.records if getattr(r, "dependency", None) == "alert outbox"]
     assert len(warnings) == 1 and warnings[0].getMessage() == "alert outbox full (2): notification dropped"
 
@@ -287,12 +295,13 @@ def test_a_full_outbox_drops_new_alerts_and_says_so_once(caplog: pytest.LogCaptu
 def test_claims_are_per_channel_and_a_release_frees_only_its_own() -> None:
     redis, broker = MemoryRedis(), Broker()
     notifier = _notifier(redis, broker)
-    assert _error(notifier) == "queued"
+    assert _error(notifier) == "pending"
+    notifier.outbox.flush()
     (_, first), _ = broker.published
     # The e-mail failed for good: its task releases the e-mail claim only.
-    release_claim(redis, claim_key(f"{notifier._config.service_name}:alert", "f00dfeed", EMAIL),  # type: ignore[arg-type]
-                  first["alert_id"])
-    assert _error(notifier) == "queued"
+    release_claim(redis, claim_key("episodes-api:alert", "f00dfeed", EMAIL), first["alert_id"])  # type: ignore[arg-type]
+    assert _error(notifier) == "pending"
+    notifier.outbox.flush()
     assert _channels(broker) == ["email", "email", "webhook"]  # the webhook was not sent twice
 
 
@@ -324,6 +333,13 @@ def test_the_outbox_thread_starts_with_the_first_alert_and_ends_when_empty() -> 
     reachable.set()
     thread.join(timeout=5)
     assert sent == ["f00dfeed"] and len(outbox) == 0 and outbox._thread is None
+
+
+def test_the_outbox_thread_hands_an_alert_over_at_once() -> None:
+    sent = threading.Event()
+    outbox = AlertOutbox(lambda _alert, _channels: (sent.set(), ())[1], retry_seconds=60)
+    outbox.hold(ALERT, (WEBHOOK,))
+    assert sent.wait(5)  # not after the retry interval
 
 
 def test_a_forked_child_gets_a_fresh_lock_and_no_thread() -> None:
