@@ -117,7 +117,7 @@ def _run(args: argparse.Namespace, options: LoadOptions) -> dict[str, Any]:
         "versions": versions(load.postgresql if load else None),
         "method": {
             "server": "gunicorn, 1 sync worker per variant, 127.0.0.1; project variants with app/gunicorn.conf.py",
-            "load": "wrk, 1 thread, --latency percentiles from a done() script",
+            "load": "wrk, 1 thread, latency percentiles from its done() hook (bench/wrk_report.lua)",
             "rounds": options.rounds, "duration_s": options.duration_s, "warmup_s": options.warmup_s,
             "connections": options.connections, "order_seed": options.order_seed,
             "endpoints": {name: ENDPOINTS[name] for name in options.endpoints},

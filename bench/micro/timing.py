@@ -23,19 +23,30 @@ class Timing:
         return {"median_us": round(self.median_us, 3), "samples_us": [round(s, 3) for s in self.samples_us]}
 
 
-def time_interleaved(cases: Mapping[str, Callable[[], object]], iterations: int, repeats: int) -> dict[str, Timing]:
-    """Microseconds per call of each case: the median over `repeats` of `iterations` calls."""
+def time_interleaved(cases: Mapping[str, Callable[[], object]], iterations: int, repeats: int,
+                     finish: Mapping[str, Callable[[], object]] | None = None) -> dict[str, Timing]:
+    """Microseconds per call of each case: the median over `repeats` of `iterations` calls.
+
+    `finish[name]`, when given, runs at the end of each of that case's timings and is timed with it:
+    work a case leaves behind (spans still queued for export) is charged to that case, not the next.
+    """
     names = list(cases)
     samples: dict[str, list[float]] = {name: [] for name in names}
     for repeat in range(repeats):
         for name in names[repeat % len(names):] + names[:repeat % len(names)]:
-            samples[name].append(_per_call_us(cases[name], iterations))
+            done = (finish or {}).get(name, _nothing)
+            samples[name].append(_per_call_us(cases[name], done, iterations))
     return {name: Timing(statistics.median(values), values) for name, values in samples.items()}
 
 
-def _per_call_us(case: Callable[[], object], iterations: int) -> float:
+def _nothing() -> None:
+    return
+
+
+def _per_call_us(case: Callable[[], object], finish: Callable[[], object], iterations: int) -> float:
     gc.collect()
     started = time.perf_counter()
     for _ in range(iterations):
         case()
+    finish()
     return (time.perf_counter() - started) / iterations * 1e6
