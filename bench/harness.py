@@ -181,12 +181,16 @@ def _evidence(samples: list[Sample], counted: dict[str, float | None],
 
 
 def summarise(samples: list[Sample]) -> list[dict[str, Any]]:
-    """Medians per variant and endpoint; `ratio_to_bare` is the median of per-round ratios."""
+    """Medians per variant and endpoint; `ratio_to_bare` (and the time added per request) are medians
+    of per-round figures, each against the same round's bare run of the same endpoint."""
     bare = {(s.round, s.endpoint): s.requests_per_s for s in samples if s.variant == BARE}
     summary = []
     for variant, endpoint in dict.fromkeys((s.variant, s.endpoint) for s in samples):
         mine = [s for s in samples if s.variant == variant and s.endpoint == endpoint]
         ratios = [s.requests_per_s / bare[(s.round, endpoint)] for s in mine]
+        # One saturated worker: 1/throughput is its time per request, so the difference is the
+        # instrumentation's time per request, comparable with the micro-benchmarks.
+        added_us = [1e6 / s.requests_per_s - 1e6 / bare[(s.round, endpoint)] for s in mine]
         summary.append({
             "variant": variant,
             "endpoint": endpoint,
@@ -194,6 +198,7 @@ def summarise(samples: list[Sample]) -> list[dict[str, Any]]:
             "p50_ms": round(statistics.median(s.p50_ms for s in mine), 3),
             "p99_ms": round(statistics.median(s.p99_ms for s in mine), 3),
             "ratio_to_bare": round(statistics.median(ratios), 3),
+            "added_us_per_request": round(statistics.median(added_us), 1),
             "rounds": len(mine),
             "log_bytes_per_request": round(statistics.median(s.log_bytes_per_request for s in mine), 1),
             "failed_requests": sum(s.failed for s in mine),

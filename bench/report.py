@@ -65,11 +65,13 @@ def _load_section(result: dict[str, Any]) -> str:
            f"{method['connections']} connections on 127.0.0.1 (both on this machine), {method['rounds']} rounds x "
            f"{method['duration_s']} s after {method['warmup_s']} s of warm-up, variants in shuffled order each "
            "round; medians over rounds; *ratio* is the median of each round's req/s ÷ bare's in that round; "
+           "+µs/req is 1/req/s minus bare's, the worker's added time per request (same per-round median); "
            "log B/req is what the server wrote to its stdout/stderr file per request")
-    rows = ["| Endpoint | Variant | req/s | ratio | p50 ms | p99 ms | log B/req |",
-            "|---|---|---:|---:|---:|---:|---:|"]
+    rows = ["| Endpoint | Variant | req/s | ratio | +µs/req | p50 ms | p99 ms | log B/req |",
+            "|---|---|---:|---:|---:|---:|---:|---:|"]
     rows += [f"| {r['endpoint']} | {r['variant']} | {r['requests_per_s']:,.0f} | {r['ratio_to_bare']:.2f} | "
-             f"{r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['log_bytes_per_request']:,.0f} |" for r in result["results"]]
+             f"{r['added_us_per_request']:,.0f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | "
+             f"{r['log_bytes_per_request']:,.0f} |" for r in result["results"]]
     evidence = result.get("evidence") or {}
     spans = ", ".join(f"{name} {e['otlp_bytes'] / 1024:,.0f} KB in {e['otlp_exports']} exports"
                       for name, e in evidence.items() if e["otlp_exports"])

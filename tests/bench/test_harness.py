@@ -121,3 +121,6 @@ def test_ratio_is_taken_against_the_same_rounds_bare() -> None:
     assert rows["seed"]["requests_per_s"] == 500
     assert rows["bare"]["ratio_to_bare"] == 1.0
     assert rows["seed"]["rounds"] == 3
+    # 1/400 - 1/1000 s, 1/800 - 1/2000 s, 1/500 - 1/1000 s: the median is 1,000 µs.
+    assert rows["seed"]["added_us_per_request"] == 1000.0
+    assert rows["bare"]["added_us_per_request"] == 0.0
