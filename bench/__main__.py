@@ -89,14 +89,10 @@ def main(argv: list[str]) -> int:
     try:
         if "load" in args.parts:
             validate(options)
-    except (MissingWrkError, ValueError) as exc:
+    except (MissingWrkError, MissingToolError, ValueError) as exc:  # the message says what to install or fix
         print(f"make bench: {exc}", file=sys.stderr)
         return 2
-    try:
-        result = _run(args, options)
-    except MissingToolError as exc:  # redis-server or PostgreSQL; the message names the package
-        print(f"make bench: {exc}", file=sys.stderr)
-        return 2
+    result = _run(args, options)
     _write(args, result)
     return 0
 

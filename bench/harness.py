@@ -13,7 +13,7 @@ import random
 import statistics
 import sys
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,6 +25,7 @@ from bench.apps.routes import build_engine, prepare_database
 from bench.load import LoadResult, run_wrk, wrk_binary
 from bench.servers import Server
 from bench.variants import BARE, ENDPOINTS, VARIANTS
+from sandbox import postgres, redis_server
 from sandbox.common import MissingToolError
 
 # Failed requests above this share make a measurement meaningless: the harness stops with the log.
@@ -64,7 +65,8 @@ class LoadRun:
 
 
 def validate(options: LoadOptions) -> None:
-    """Refuses unknown names and missing programs before anything starts."""
+    """Refuses unknown names and missing programs before anything starts (MissingWrkError,
+    MissingToolError and ValueError say what is wrong)."""
     unknown = [name for name in options.variants if name not in VARIANTS]
     unknown += [name for name in options.endpoints if name not in ENDPOINTS]
     if unknown:
@@ -75,6 +77,12 @@ def validate(options: LoadOptions) -> None:
     if options.rounds < 1 or options.duration_s < 1 or options.connections < 1 or options.warmup_s < 0:
         raise ValueError("rounds, duration and connections must be at least 1 (wrk counts whole seconds)")
     wrk_binary()
+    redis_server.find_binary()
+    if "db" in options.endpoints and not options.database_url:
+        try:
+            postgres.find_bindir()
+        except MissingToolError as exc:
+            raise MissingToolError(f"{exc}; or set BENCH_DATABASE_URL, or drive only `trivial`") from None
 
 
 def run_load(options: LoadOptions, workdir: Path) -> LoadRun:
@@ -83,7 +91,9 @@ def run_load(options: LoadOptions, workdir: Path) -> LoadRun:
         redis_url = stack.enter_context(backends.redis(workdir))
         database_url = None
         if "db" in options.endpoints:
-            database_url = options.database_url or stack.enter_context(_local_postgres())
+            if not options.database_url:
+                _progress("starting PostgreSQL")
+            database_url = options.database_url or stack.enter_context(backends.postgres())
             run.postgresql = _prepare(database_url)
         receiver = stack.enter_context(backends.discarding_receiver())
         pointed_at = servers.Backends(receiver, redis_url, database_url)
@@ -100,16 +110,6 @@ def run_load(options: LoadOptions, workdir: Path) -> LoadRun:
             server.stop()  # a graceful stop flushes the exporters' last spans to the receiver
         run.evidence = _evidence(run.samples, counted, receiver)
     return run
-
-
-@contextmanager
-def _local_postgres() -> Iterator[str]:
-    _progress("starting PostgreSQL")
-    try:
-        with backends.postgres() as url:
-            yield url
-    except MissingToolError as exc:
-        raise MissingToolError(f"{exc}; or set BENCH_DATABASE_URL, or drive only `trivial`") from None
 
 
 def _prepare(database_url: str) -> str:
