@@ -9,6 +9,9 @@ collected in ``visibility``, printed at the end of the session and written to
 native sandbox under test lives in a temporary directory that is deleted at the end; when a test
 failed, its logs are kept in ``<SANDBOX_DIR>/e2e-logs/``). E2E_KEEP_SANDBOX=1 keeps the whole
 temporary directory (its processes are stopped all the same).
+
+The fault tests (``test_faults.py``) stop and start parts of the stack: they run last, and their
+figures go to ``reliability`` (printed, and written to ``<SANDBOX_DIR>/reliability.json``).
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from tests.support.e2e_stack import (
     in_ci,
     start_provider,
 )
+from tests.support.faults import Reliability
 from tests.support.visibility import Visibility
 
 HERE = Path(__file__).parent
@@ -37,6 +41,8 @@ HERE = Path(__file__).parent
 START_BUDGET_SECONDS = 1800
 DEFAULT_TEST_TIMEOUT_SECONDS = 300
 _VISIBILITY = Visibility()
+_RELIABILITY = Reliability()
+FAULTS_MODULE = "test_faults.py"
 _FILE_KEY = pytest.StashKey[Path]()
 _LOG_START: dict[str, int] = {}
 
@@ -46,6 +52,9 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # Faults last (a stable sort keeps each group's order): the other tests need the whole stack up,
+    # and a fault's after-effects (an alert still firing, Redis emptied) must not meet them.
+    items.sort(key=lambda item: Path(item.fspath).name == FAULTS_MODULE and Path(item.fspath).is_relative_to(HERE))
     for item in items:
         if Path(item.fspath).is_relative_to(HERE):
             item.add_marker(pytest.mark.e2e)
@@ -104,6 +113,11 @@ def visibility() -> Visibility:
 
 
 @pytest.fixture(scope="session")
+def reliability() -> Reliability:
+    return _RELIABILITY
+
+
+@pytest.fixture(scope="session")
 def session_log(provider: Provider) -> LogFile | None:
     """The native app log from the moment the session's stack was ready (None in compose mode)."""
     if not provider.has("app_log_file"):
@@ -113,6 +127,7 @@ def session_log(provider: Provider) -> LogFile | None:
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
+    _report_reliability(terminalreporter, config)
     if not _VISIBILITY.measurements:
         return
     terminalreporter.section(f"time to visibility ({_VISIBILITY.mode} provider)")
@@ -123,6 +138,18 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: p
     if path is not None and not os.environ.get("E2E_NO_VISIBILITY_FILE"):
         _VISIBILITY.write(path)
         terminalreporter.write_line(f"written to {path}")
+
+
+def _report_reliability(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
+    if not _RELIABILITY.faults:
+        return
+    terminalreporter.section(f"faults ({_VISIBILITY.mode} provider)")
+    for line in _RELIABILITY.lines():
+        terminalreporter.write_line(line)
+    path = config.stash.get(_FILE_KEY, None)
+    if path is not None and not os.environ.get("E2E_NO_VISIBILITY_FILE"):
+        _RELIABILITY.write(path.with_name("reliability.json"))
+        terminalreporter.write_line(f"written to {path.with_name('reliability.json')}")
 
 
 @pytest.fixture(scope="session")

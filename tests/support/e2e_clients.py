@@ -175,7 +175,18 @@ class WebhookSink:
                 for attachment in ((message.get("body") or {}).get("attachments") or [])]
 
     def clear(self) -> None:
+        """Forgets the messages, the attempt log and any scripted answer."""
         self.http.delete(f"{self.url}/messages", timeout=TIMEOUT).raise_for_status()
+
+    def script(self, answers: list[dict[str, Any]]) -> None:
+        """The next answers (``{"status", "retry_after", "match"}``; see sandbox/webhook_sink.py)."""
+        self.http.post(f"{self.url}/_script", json=answers, timeout=TIMEOUT).raise_for_status()
+
+    def attempts(self, starts: str = "") -> list[dict[str, Any]]:
+        """Every post (time, path, status, text), answered well or not; those whose text starts so."""
+        response = self.http.get(f"{self.url}/messages", timeout=TIMEOUT)
+        response.raise_for_status()
+        return [a for a in response.json().get("attempt_log", []) if a.get("text", "").startswith(starts)]
 
 
 class Elasticsearch:

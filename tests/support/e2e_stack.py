@@ -13,7 +13,10 @@
    deleted at the end.
 
 Tests ask for endpoints by the names of ``endpoints.json`` (``app``, ``prometheus``, ``jaeger``,
-``app_log_file``, ...); credentials in a URL are split out into ``auth``.
+``app_log_file``, ...); credentials in a URL are split out into ``auth``. The fault tests stop and
+start one component (``stop_component``/``start_component``: ``python -m sandbox stop|start``, which
+is ``docker compose stop|up --wait`` in compose), list and kill the app's gunicorn workers and read
+the app's own metrics listener, the same way in either mode.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -31,6 +35,7 @@ from urllib.parse import unquote, urlsplit
 
 import requests
 
+from sandbox import processes
 from sandbox.__main__ import docker_reachable
 from sandbox.compose import MIN_COMPOSE_VERSION, compose_command, compose_version
 from sandbox.env import ROOT, Settings, load_settings, parse_env
@@ -41,6 +46,29 @@ from tests.support.services import free_port
 # What the issue asks the native sandbox to offer: in CI, one of these missing natively is a failure.
 NATIVE_ENDPOINTS = ("app", "metrics", "worker_metrics", "prometheus", "alertmanager", "jaeger", "jaeger_otlp",
                     "elasticsearch", "mailpit", "smtp", "webhook_sink", "postgres", "redis", "app_log_file")
+# The native sandbox's component names where compose names the service otherwise.
+COMPOSE_SERVICES = {"webhook_sink": "webhook-sink"}
+COMPONENT_TIMEOUT = 300  # seconds a stop or a start (with the wait until healthy) may take
+# In the app's container: the gunicorn workers (children of the master, PID 1), or SIGKILL one of
+# them; compose publishes no pid, so the question is asked inside the container.
+_GUNICORN_WORKERS = """
+import os, signal, sys
+def parent(pid):
+    with open(f"/proc/{pid}/stat") as stat:
+        return int(stat.read().rsplit(")", 1)[1].split()[1])
+workers = []
+for entry in os.listdir("/proc"):
+    try:
+        if entry.isdigit() and parent(int(entry)) == 1:
+            workers.append(int(entry))
+    except OSError:
+        pass
+if len(sys.argv) > 1:
+    os.kill(int(sys.argv[1]), signal.SIGKILL)
+print(" ".join(map(str, sorted(workers))))
+"""
+_APP_METRICS = ("import urllib.request; "
+                "print(urllib.request.urlopen('http://127.0.0.1:9464/metrics', timeout=10).read().decode())")
 # A first compose `up` builds the app image and pulls every other one; the native start with
 # Elasticsearch takes 30-60 s on two cores, plus the Go tools' build check.
 COMPOSE_UP_TIMEOUT = 1800
@@ -126,9 +154,60 @@ class Provider:
     def admin_headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.settings['ADMIN_TOKEN']}"}
 
-    def sandbox(self, command: str, timeout: float) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "sandbox", command], cwd=ROOT, env=self.env,
+    def sandbox(self, command: str, timeout: float, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "sandbox", command, *args], cwd=ROOT, env=self.env,
                               capture_output=True, text=True, timeout=timeout, check=False)
+
+    def _component(self, command: str, name: str) -> str:
+        service = COMPOSE_SERVICES.get(name, name) if self.mode == "compose" else name
+        done = self.sandbox(command, COMPONENT_TIMEOUT, service)
+        if done.returncode != 0:
+            raise ProviderError(f"`python -m sandbox {command} {service}` failed ({done.returncode}):\n"
+                                f"{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
+        return done.stdout
+
+    def stop_component(self, name: str) -> str:
+        """Stop one component (native name; compose: its service); the others keep running."""
+        return self._component("stop", name)
+
+    def start_component(self, name: str) -> str:
+        """Start a stopped component again and wait until it is healthy."""
+        return self._component("start", name)
+
+    def web_workers(self) -> list[int]:
+        """The pids of the app's gunicorn workers (inside its container in compose)."""
+        if self.mode == "compose":
+            return [int(pid) for pid in self._in_app("python", "-c", _GUNICORN_WORKERS).split()]
+        master = self.web_master()
+        return sorted(pid for pid in processes.group_members(master) if _parent(pid) == master)
+
+    def web_master(self) -> int:
+        """The gunicorn master's pid (native only: compose runs it as its container's PID 1)."""
+        master = processes.read_pidfile(self.settings.pidfile("app"))
+        if master is None:
+            raise ProviderError("the native app is not running (no live pid file)")
+        return master
+
+    def kill_web_worker(self, pid: int) -> None:
+        """SIGKILL one gunicorn worker, as the kernel's OOM killer would."""
+        if self.mode == "compose":
+            self._in_app("python", "-c", _GUNICORN_WORKERS, str(pid))
+        else:
+            os.kill(pid, signal.SIGKILL)
+
+    def app_metrics(self) -> str:
+        """The app's /metrics text, from its own listener (compose: from inside its container)."""
+        if self.mode == "compose":
+            return self._in_app("python", "-c", _APP_METRICS)
+        response = session().get(f"{self.url('metrics')}/metrics", timeout=10)
+        response.raise_for_status()
+        return response.text
+
+    def _in_app(self, *command: str) -> str:
+        done = self.compose("exec", "-T", "app", *command, timeout=60)
+        if done.returncode != 0:
+            raise ProviderError(f"`docker compose exec app {command[0]} ...` failed: {done.stderr[-2000:]}")
+        return done.stdout
 
     def compose(self, *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
         return subprocess.run(compose_command(self.settings, *args), capture_output=True, text=True,
@@ -149,6 +228,13 @@ class Provider:
                     shutil.copytree(self.settings.logs_dir, keep_logs)
                 if not os.environ.get("E2E_KEEP_SANDBOX"):
                     shutil.rmtree(self.temp_root, ignore_errors=True)
+
+
+def _parent(pid: int) -> int | None:
+    try:
+        return int((Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return None
 
 
 def _compose_usable() -> tuple[bool, str]:
