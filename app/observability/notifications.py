@@ -276,8 +276,8 @@ class Notifier:
     """Queues notifications from any process; the tasks run in the Celery worker.
 
     The request that raised an error only hands its alert to the outbox: claiming in Redis and
-    publishing to the broker happen on the outbox's thread, so no request waits for either (a
-    publish to a broker that is down takes its connect timeout, 2 s in the sample service).
+    publishing to the broker happen on the outbox's thread, so no request waits for either (a host
+    that drops packets instead of refusing them costs each call its whole connect timeout).
     """
 
     def __init__(self, config: ObservabilityConfig, redis: GuardedRedis, warnings: ThrottledWarning,
