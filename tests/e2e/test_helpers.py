@@ -87,3 +87,44 @@ def test_a_watch_fails_with_the_last_thing_it_saw() -> None:
             watch.wait("never", 0.05)
     finally:
         watch.stop()
+
+
+def test_the_fault_load_records_every_answer_and_every_missing_one(tmp_path: Path) -> None:
+    from sandbox.webhook_sink import WebhookSink
+    from tests.support.faults import Load, Reliability, Request, between, by_status, latency_ms
+    from tests.support.services import free_port
+
+    sink = WebhookSink().start_background()
+    try:
+        sink_requests = [Request("ok", "GET", "/healthz"), Request("missing", "GET", "/nowhere")]
+        with Load(sink.url, sink_requests, threads=2, pause=0.01, limit=0.5) as load:
+            time.sleep(0.3)
+        sent = load.sent()
+    finally:
+        sink.shutdown()
+        sink.server_close()
+    with Load(f"http://127.0.0.1:{free_port()}", [Request("refused", "GET", "/")], threads=1, limit=0.2) as refused:
+        time.sleep(0.1)
+    counts = by_status(sent + refused.sent())
+    assert set(counts) == {"200", "404", "ConnectionError"} and counts["200"] >= 2, counts
+    assert all(s.body == {"ok": False} for s in sent if s.status == 404)  # error bodies kept for assertions
+    assert between(sent, sent[-1].started + 1, sent[-1].started + 2) == []
+    assert latency_ms(sent)["p50"] is not None and latency_ms([])["p50"] is None
+
+    reliability = Reliability()
+    reliability.record("a fault", "native", 1.26, answered=3)
+    reliability.write(tmp_path / "reliability.json")
+    written = json.loads((tmp_path / "reliability.json").read_text())
+    assert written["faults"] == [{"fault": "a fault", "provider": "native", "figures": {"answered": 3}, "seconds": 1.3}]
+    assert reliability.lines() == ["a fault (native, 1s): answered=3"]
+
+
+def test_metric_totals_add_up_the_matching_samples() -> None:
+    from tests.support.faults import metric_total
+
+    text = ('# TYPE http_requests_total counter\n'
+            'http_requests_total{endpoint="/a",status="200"} 3.0\n'
+            'http_requests_total{endpoint="/a",status="500"} 1.0\n'
+            'http_requests_total{endpoint="/b",status="200"} 5.0\n')
+    assert metric_total(text, "http_requests_total") == 9
+    assert metric_total(text, "http_requests_total", endpoint="/a") == 4
