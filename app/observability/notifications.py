@@ -254,8 +254,9 @@ class AlertOutbox:
                     self._pending.pop(fingerprint, None)
                 waited = time.monotonic() - since
                 if waited >= self._retry_seconds:  # held back by an outage, not just handed over
-                    _logger.info("held alert notification released", extra={
-                        "event": "notification_released", "fingerprint": fingerprint, "held_s": round(waited, 3)})
+                    _logger.info("held alert notification released", extra={  # duration_ms: how long it waited
+                        "event": "notification_released", "fingerprint": fingerprint,
+                        "duration_ms": round(waited * 1000, 1)})
         return len(self._pending)
 
     def _run(self) -> None:
