@@ -115,11 +115,16 @@ class Redactor:
         if not attributes:
             return None
         redacted: dict[str, Any] | None = None
-        for key, value in attributes.items():  # every exported span passes here: kept flat
-            if self.is_secret_key(key):
+        # Every exported span passes here: the two caches are read inline.
+        verdicts, clean_texts = self._verdicts, self._clean_attribute_texts
+        for key, value in attributes.items():
+            secret = verdicts.get(key)
+            if secret is None:
+                secret = self.is_secret_key(key)
+            if secret:
                 clean = REDACTED
             elif type(value) is str:
-                clean = self._attribute_text(key, value)
+                clean = clean_texts.get((key, value)) or self._attribute_text(key, value)
             elif isinstance(value, tuple | list):
                 clean = tuple(self._attribute_text(key, v) if isinstance(v, str) else v for v in value)
             else:
