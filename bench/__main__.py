@@ -104,7 +104,7 @@ def _run(args: argparse.Namespace, options: LoadOptions) -> dict[str, Any]:
         load = run_load(options, workdir) if "load" in args.parts else None
         micro = run_all(args.micro_scale, workdir) if "micro" in args.parts else {}
     machine["load_average_end"] = describe_machine()["load_average"]
-    return {
+    result = {
         "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "scale": (f"{options.rounds} rounds x {options.duration_s} s" if load else "no load test")
                  + (f", {args.micro_scale} micro-benchmarks" if micro else ", no micro-benchmarks"),
@@ -122,8 +122,9 @@ def _run(args: argparse.Namespace, options: LoadOptions) -> dict[str, Any]:
         "results": summarise(load.samples) if load else [],
         "evidence": load.evidence if load else {},
         "micro": micro,
-        "targets": targets.evaluate(micro),
     }
+    result["targets"] = targets.evaluate(result)
+    return result
 
 
 def _write(args: argparse.Namespace, result: dict[str, Any]) -> None:

@@ -121,6 +121,7 @@ def _targets_section(result: dict[str, Any]) -> str:
     for target in result["targets"]:
         measured = "not measured" if target["measured"] is None else f"{target['measured']:.2f} {target['unit']}"
         met = {True: "yes", False: "**no**", None: "not measured"}[target["met"]]
-        rows.append(f"| {target['description']} | ≤ {target['limit']:g} {target['unit']} | {measured} | {met} |")
-    method = "the micro-benchmarks above, same run"
+        bound = "≥" if target["at_least"] else "≤"
+        rows.append(f"| {target['description']} | {bound} {target['limit']:g} {target['unit']} | {measured} | {met} |")
+    method = "the tables above, same run"
     return "\n\n".join(["### Targets", _caption(result, method), "\n".join(rows)])

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 
 BARE = "bare"
 SEED = "seed"
+OTEL = "otel"  # a reference beside the issue's variants: OpenTelemetry's own instrumentation alone
 
 
 @dataclass(frozen=True)
@@ -32,7 +33,7 @@ class Variant:
 
     @property
     def traced(self) -> bool:
-        return self.name == SEED or bool(self.config and self.config["tracing_enabled"])
+        return self.name in (SEED, OTEL) or bool(self.config and self.config["tracing_enabled"])
 
     def observability_config(self, base: ObservabilityConfig) -> ObservabilityConfig:
         """`base` (from the server's environment: Redis, metrics dir, ports) with this variant's switches."""
@@ -55,6 +56,7 @@ def _project(access_log: bool, metrics: bool, tracing: bool, sampler: str = "par
 VARIANTS: dict[str, Variant] = {v.name: v for v in (
     Variant(BARE, "same routes, no instrumentation"),
     Variant(SEED, "the seed design's snippets as written (JsonFormatter, prometheus_client, OTel SDK 100 %)"),
+    Variant(OTEL, "OpenTelemetry's own Flask and SQLAlchemy instrumentation, SDK, OTLP exporter, 100 % (reference)"),
     Variant("full-100", "this project, everything on, 100 % of traces sampled",
             _project(access_log=True, metrics=True, tracing=True)),
     Variant("full-default", "this project, everything on, production sampling (parentbased_traceidratio 0.1)",

@@ -14,7 +14,7 @@ import os
 from flask import Flask
 
 from bench.apps.routes import build_engine
-from bench.variants import BARE, SEED, VARIANTS
+from bench.variants import BARE, OTEL, SEED, VARIANTS
 
 
 def _load() -> Flask:
@@ -28,6 +28,10 @@ def _load() -> Flask:
         from bench.apps import bare  # noqa: PLC0415
 
         return bare.create_app(engine)
+    if variant.name == OTEL:
+        from bench.apps import otel  # noqa: PLC0415
+
+        return otel.create_app(engine)
     from bench.apps import project  # noqa: PLC0415
     from observability.config import ObservabilityConfig  # noqa: PLC0415
 

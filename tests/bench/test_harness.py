@@ -102,7 +102,8 @@ def test_output_names_machine_versions_micro_and_targets(smoke_run) -> None:
     assert result["micro"]["tracing"]["cases"]["project tracing-only"]["spans_per_request"] >= 1
     assert all(s["counts_preserved"] for s in result["micro"]["metrics_scrape"]["scenarios"])
     assert [t["name"] for t in result["targets"]] == [
-        "request_path_overhead_us", "tracing_cost_ratio_to_otel", "metrics_scrape_4_workers_100_restarts_ms"]
+        "full_100_trivial_ratio", "full_100_db_ratio", "full_default_db_ratio", "request_path_overhead_us",
+        "tracing_part_ratio_to_otel", "metrics_scrape_4_workers_100_restarts_ms"]
     assert "| Endpoint | Variant |" in markdown
     assert "*Machine:*" in markdown
 
