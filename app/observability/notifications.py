@@ -22,6 +22,7 @@ import email.utils
 import logging
 import os
 import random
+import re
 import secrets
 import smtplib
 import ssl
@@ -80,6 +81,9 @@ def new_alert_id() -> str:
     return f"{int(time.time())}-{secrets.token_hex(4)}"
 
 
+_DELAY_SECONDS = re.compile(r"[0-9]{1,9}")  # Retry-After's delay-seconds; str.isdigit() also takes "²"
+
+
 class TransientNotificationError(Exception):
     def __init__(self, reason: str, retry_after: float | None = None) -> None:
         super().__init__(reason)
@@ -107,7 +111,7 @@ def backoff_seconds(retries: int, cap: float, retry_after: float | None = None) 
 def _parse_retry_after(value: str | None) -> float | None:
     if not value:
         return None
-    if value.strip().isdigit():
+    if _DELAY_SECONDS.fullmatch(value.strip()):
         return float(value.strip())
     try:
         return max(0.0, email.utils.parsedate_to_datetime(value).timestamp() - time.time())
@@ -134,6 +138,8 @@ def post_webhook(url: str, alert: Alert, timeout: float) -> None:
     except (requests.ConnectionError, requests.Timeout) as error:
         # from None: the error's text holds the webhook URL, which is a secret (Slack's is).
         raise TransientNotificationError(type(error).__name__) from None
+    except requests.RequestException as error:  # a malformed URL (MissingSchema, InvalidURL...): no retry helps
+        raise PermanentNotificationError(f"webhook {type(error).__name__}") from None
     status = response.status_code
     if status in (408, 429) or status >= 500:
         raise TransientNotificationError(f"HTTP {status}", _parse_retry_after(response.headers.get("Retry-After")))
@@ -416,4 +422,7 @@ def _give_up(redis: GuardedRedis, prefix: str, channel: str, alert: Alert, error
     ALERT_NOTIFICATIONS.labels(channel, "failed").inc()
     # Only this channel's claim: the other channel may have delivered, and must not send again.
     release_claim(redis, claim_key(prefix, alert.fingerprint, channel), alert.alert_id)
-    raise PermanentNotificationError(f"{channel} notification failed: {error}") from error
+    # Only the project's own errors are quoted: another library's text may hold the webhook URL.
+    reason = str(error) if isinstance(error, TransientNotificationError | PermanentNotificationError) else (
+        type(error).__name__)
+    raise PermanentNotificationError(f"{channel} notification failed: {reason}") from None

@@ -83,6 +83,22 @@ def test_webhook_retry_after_is_read(sink) -> None:
     assert raised.value.retry_after == 7
 
 
+def test_a_retry_after_of_other_digits_than_ascii_is_ignored_not_fatal(sink) -> None:
+    _script(sink, {"status": 429, "retry_after": "\u00b2"})  # "²": str.isdigit() says yes, float() says no
+    with pytest.raises(TransientNotificationError) as raised:
+        post_webhook(f"{sink.url}/hook", ALERT, timeout=5)
+    assert raised.value.retry_after is None
+
+
+@pytest.mark.parametrize("url", ["hooks.invalid/services/T000/B000/secret-path-123",
+                                 "http://[::1/services/secret-path-123", "gopher://h/secret-path-123"])
+def test_a_malformed_webhook_url_fails_at_once_without_quoting_it(url) -> None:
+    with pytest.raises(PermanentNotificationError) as raised:
+        post_webhook(url, ALERT, timeout=1)
+    assert "secret-path-123" not in str(raised.value)
+    assert raised.value.__cause__ is None and raised.value.__suppress_context__
+
+
 def test_webhook_connection_refused_is_transient() -> None:
     from tests.support.services import free_port
 
