@@ -74,7 +74,7 @@ APP_ERRORS = Counter(
 )
 ALERT_NOTIFICATIONS = Counter(
     "alert_notifications_total",
-    "Error notifications, by channel and outcome (queued, deduplicated, sent, retried, failed).",
+    "Error notifications, by channel and outcome (queued, deduplicated, held, dropped, sent, retried, failed).",
     ["channel", "outcome"],
 )
 ACTIVE_USERS_NAME = "active_users_total"  # the design's name; a gauge computed at scrape time

@@ -148,7 +148,9 @@ def extract_later(episode_id: int) -> Any:
     with Session(services.engine) as session:
         _episode_or_404(session, episode_id)
     try:
-        result = services.celery.send_task(EXTRACT_TASK, args=[episode_id], retry=False)
+        # The short publish retry policy (tasks.py) answers a broker outage in milliseconds;
+        # retry=False waited out the 2 s connect timeout, holding a sync worker (fault tests).
+        result = services.celery.send_task(EXTRACT_TASK, args=[episode_id], retry=True)
     except Exception as error:
         services.obs.warnings.warn("broker", "task could not be queued", error)
         raise ServiceUnavailable("the task queue is unavailable; try again later") from error
