@@ -90,6 +90,10 @@ class Redactor:
             return text
         return self._assignment.sub(lambda match: match.group(1) + REDACTED, text)
 
+    def name(self, name: str) -> str:
+        """A span or event name (route templates, operations: few, repeating) as `text` would clean it."""
+        return self._clean_attribute_texts.get(("", name)) or self._attribute_text("", name)
+
     def query(self, query: str) -> str:
         """A query string with the values of secret parameters replaced (names are URL-decoded)."""
         pairs = query.split("&")

@@ -178,20 +178,23 @@ class _RedactedSpan(ReadableSpan):
 
 def redact_span(span: ReadableSpan, redactor: Redactor) -> ReadableSpan:
     """The span itself when it holds no secret (most do not), else a redacted copy."""
-    name = redactor.text(span.name)
+    name = redactor.name(span.name)
     attributes = redactor.attributes(span.attributes)
-    events = [_redact_event(event, redactor) for event in span.events]
-    description = span.status.description
+    original_events = span.events
+    events = [_redact_event(event, redactor) for event in original_events] if original_events else []
+    status = span.status
+    description = status.description
     clean_description = redactor.text(description) if description else description
     if (name == span.name and attributes is None and clean_description == description
-            and all(new is old for new, old in zip(events, span.events, strict=True))):
+            and all(new is old for new, old in zip(events, original_events, strict=True))):
         return span
-    status = Status(span.status.status_code, clean_description) if clean_description != description else span.status
+    if clean_description != description:
+        status = Status(status.status_code, clean_description)
     return _RedactedSpan(span, name, attributes if attributes is not None else span.attributes, events, status)
 
 
 def _redact_event(event: Event, redactor: Redactor) -> Event:
-    name = redactor.text(event.name)
+    name = redactor.name(event.name)
     attributes = redactor.attributes(event.attributes)
     if name == event.name and attributes is None:
         return event

@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 
 from sandbox.env import load_settings
-from tests.support.e2e_clients import LogFile
+from tests.support.e2e_clients import Jaeger, LogFile, Mailpit, Prometheus, WebhookSink
 from tests.support.e2e_stack import (
     NATIVE_ENDPOINTS,
     Provider,
@@ -105,6 +105,26 @@ def endpoint(provider: Provider) -> Callable[[str], str]:
         pytest.skip(f"not in this provider: {provider.mode} (no {name!r} endpoint)")
 
     return get
+
+
+@pytest.fixture(scope="session")
+def sink(endpoint: Callable[[str], str]) -> WebhookSink:
+    return WebhookSink(endpoint("webhook_sink"))
+
+
+@pytest.fixture(scope="session")
+def mailpit(endpoint: Callable[[str], str]) -> Mailpit:
+    return Mailpit(endpoint("mailpit"))
+
+
+@pytest.fixture(scope="session")
+def prometheus(endpoint: Callable[[str], str]) -> Prometheus:
+    return Prometheus(endpoint("prometheus"))
+
+
+@pytest.fixture(scope="session")
+def jaeger(endpoint: Callable[[str], str]) -> Jaeger:
+    return Jaeger(endpoint("jaeger"))
 
 
 @pytest.fixture(scope="session")

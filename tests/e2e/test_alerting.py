@@ -56,21 +56,6 @@ NOTIFICATION_TIMEOUT = 90  # the app's path: a Celery task per channel
 
 
 @pytest.fixture(scope="module")
-def sink(endpoint: Callable[[str], str]) -> WebhookSink:
-    return WebhookSink(endpoint("webhook_sink"))
-
-
-@pytest.fixture(scope="module")
-def mailpit(endpoint: Callable[[str], str]) -> Mailpit:
-    return Mailpit(endpoint("mailpit"))
-
-
-@pytest.fixture(scope="module")
-def prometheus(endpoint: Callable[[str], str]) -> Prometheus:
-    return Prometheus(endpoint("prometheus"))
-
-
-@pytest.fixture(scope="module")
 def alertmanager(endpoint: Callable[[str], str]) -> Alertmanager:
     return Alertmanager(endpoint("alertmanager"))
 

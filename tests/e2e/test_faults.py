@@ -46,8 +46,8 @@ from tests.support.faults import (
     between,
     by_status,
     latency_ms,
-    metric_total,
 )
+from tests.support.metrics_text import metric_total
 from tests.support.visibility import wait_for
 
 APP_TITLE = "[CRITICAL] ChaosError in"
@@ -76,26 +76,6 @@ def app(endpoint: Callable[[str], str]) -> str:
 @pytest.fixture(scope="module")
 def episode(provider: Provider, app: str) -> int:
     return create_episode(provider, "Faults")
-
-
-@pytest.fixture(scope="module")
-def sink(endpoint: Callable[[str], str]) -> WebhookSink:
-    return WebhookSink(endpoint("webhook_sink"))
-
-
-@pytest.fixture(scope="module")
-def mailpit(endpoint: Callable[[str], str]) -> Mailpit:
-    return Mailpit(endpoint("mailpit"))
-
-
-@pytest.fixture(scope="module")
-def prometheus(endpoint: Callable[[str], str]) -> Prometheus:
-    return Prometheus(endpoint("prometheus"))
-
-
-@pytest.fixture(scope="module")
-def jaeger(endpoint: Callable[[str], str]) -> Jaeger:
-    return Jaeger(endpoint("jaeger"))
 
 
 @pytest.fixture(autouse=True)

@@ -120,7 +120,7 @@ def test_the_fault_load_records_every_answer_and_every_missing_one(tmp_path: Pat
 
 
 def test_metric_totals_add_up_the_matching_samples() -> None:
-    from tests.support.faults import metric_total
+    from tests.support.metrics_text import metric_total
 
     text = ('# TYPE http_requests_total counter\n'
             'http_requests_total{endpoint="/a",status="200"} 3.0\n'

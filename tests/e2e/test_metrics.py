@@ -22,11 +22,6 @@ AI_FAILURES = 2
 
 
 @pytest.fixture(scope="module")
-def prometheus(endpoint: Callable[[str], str]) -> Prometheus:
-    return Prometheus(endpoint("prometheus"))
-
-
-@pytest.fixture(scope="module")
 def scrape_timeout(prometheus: Prometheus) -> float:
     scrape, _evaluation = prometheus.intervals()
     return 3 * scrape + 15

@@ -38,11 +38,6 @@ def episode_id(provider: Provider) -> int:
     return create_episode(provider, "E2E request trail")
 
 
-@pytest.fixture(scope="module")
-def jaeger(endpoint: Callable[[str], str]) -> Jaeger:
-    return Jaeger(endpoint("jaeger"))
-
-
 def _descendants(trace: Trace, span: dict[str, Any]) -> list[dict[str, Any]]:
     found, todo = [], [span]
     while todo:

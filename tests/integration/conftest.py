@@ -151,17 +151,6 @@ def worker(service_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
         server.stop()
 
 
-def metric_sum(metrics_text: str, family: str, **labels: str) -> float:
-    from prometheus_client.parser import text_string_to_metric_families
-
-    total = 0.0
-    for metric in text_string_to_metric_families(metrics_text):
-        for sample in metric.samples:
-            if sample.name == family and all(sample.labels.get(k) == v for k, v in labels.items()):
-                total += sample.value
-    return total
-
-
 def wait_until(condition: Any, timeout: float = 20.0, interval: float = 0.1, what: str = "condition") -> Any:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

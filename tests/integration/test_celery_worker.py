@@ -7,7 +7,8 @@ import time
 import pytest
 import requests
 
-from tests.integration.conftest import ADMIN, metric_sum, wait_until
+from tests.integration.conftest import ADMIN, wait_until
+from tests.support.metrics_text import metric_total
 
 pytestmark = pytest.mark.integration
 SCRIPT = "INT. ATTIC - NIGHT\nNOOR\nFind the [lantern]."
@@ -28,8 +29,8 @@ def test_queued_extraction_runs_in_the_worker_under_the_request_id(client, worke
     assets = client.get(f"/api/episodes/{episode_id}/assets").get_json()["assets"]
     assert {a["name"] for a in assets} == {"Attic", "Noor", "lantern"}
     metrics = requests.get(f"http://127.0.0.1:{worker.metrics_port}/metrics", timeout=5).text
-    assert metric_sum(metrics, "celery_tasks_total", task="service.extract_assets", outcome="succeeded") >= 1
-    assert metric_sum(metrics, "ai_calls_total", provider="simulated", status="success") >= 1
+    assert metric_total(metrics, "celery_tasks_total", task="service.extract_assets", outcome="succeeded") >= 1
+    assert metric_total(metrics, "ai_calls_total", provider="simulated", status="success") >= 1
 
 
 def test_task_spans_join_the_request_trace(client, worker, otlp_sink, log_lines) -> None:

@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.integration.conftest import ServerProcess, metric_sum, start_process, wait_until
+from tests.integration.conftest import ServerProcess, start_process, wait_until
+from tests.support.metrics_text import metric_total
 from tests.support.services import free_port
 
 pytestmark = pytest.mark.integration
@@ -84,7 +85,7 @@ def _answers(url: str) -> bool:
 
 def _episodes_total(server: ServerProcess) -> float:
     text = requests.get(f"http://127.0.0.1:{server.metrics_port}/metrics", timeout=5).text
-    return metric_sum(text, "http_requests_total", endpoint="/api/episodes", method="GET", status="200")
+    return metric_total(text, "http_requests_total", endpoint="/api/episodes", method="GET", status="200")
 
 
 def test_counts_are_exact_across_workers_and_survive_a_killed_worker(gunicorn) -> None:

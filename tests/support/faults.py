@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 import requests
-from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support.e2e_clients import session
 
@@ -136,16 +135,6 @@ def latency_ms(sent: Sequence[Sent]) -> dict[str, float | None]:
         return {"p50": None, "p95": None}
     return {"p50": round(statistics.median(seconds) * 1000, 2),
             "p95": round(statistics.quantiles(seconds, n=20)[-1] * 1000, 2)}
-
-
-def metric_total(metrics_text: str, family: str, **labels: str) -> float:
-    """The sum of a counter's samples (``<family>_total``) with these label values."""
-    total = 0.0
-    for metric in text_string_to_metric_families(metrics_text):
-        for sample in metric.samples:
-            if sample.name == family and all(sample.labels.get(k) == v for k, v in labels.items()):
-                total += sample.value
-    return total
 
 
 @dataclass
