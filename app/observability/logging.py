@@ -128,9 +128,12 @@ class JsonLogFormatter(OrjsonFormatter):
 
 
 def log_fast(logger: logging.Logger, level: int, message: str, fields: dict[str, Any]) -> None:
-    """`logger.log(level, message, extra=fields)` without looking up the caller's frame: for records
-    written on every request (the caller's file and line are in no record of this project)."""
-    logger.handle(logger.makeRecord(logger.name, level, "", 0, message, (), None, extra=fields))
+    """`logger.log(level, message, extra=fields)` for records written on every request: without
+    looking up the caller's frame (no record of this project shows it) and without checking that
+    `fields` shadow no record attribute (the caller's fields are fixed names that do not)."""
+    record = logging.getLogRecordFactory()(logger.name, level, "", 0, message, (), None)
+    record.__dict__.update(fields)
+    logger.handle(record)
 
 
 def _printable(error: BaseException | None) -> str:
