@@ -2,8 +2,8 @@
 
 Workers come from WEB_CONCURRENCY (gunicorn's own variable), the address from APP_BIND. The app is
 preloaded in the master: the schema is created once, the master serves /metrics on its own port,
-and each worker starts its trace exporter after fork. Workers are not recycled (max_requests 0):
-every dead worker leaves counter files that each scrape must read.
+and each worker starts its trace exporter after fork. Workers are not recycled (max_requests 0); a
+worker that dies is replaced, and its metric files are folded into the archive (`mark_dead`).
 """
 
 import os

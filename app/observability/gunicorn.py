@@ -1,8 +1,9 @@
 """gunicorn server hooks; the project's `gunicorn.conf.py` shows the wiring.
 
 The app is preloaded in the master, which wipes the shared metrics directory, serves `/metrics`
-on its own port from a thread (scrapes never take a worker and survive worker restarts), and drops
-a dead worker's live gauges. Each worker starts its per-process parts (trace exporter) after fork.
+on its own port from a thread (scrapes never take a worker and survive worker restarts), and folds
+a dead worker's metric files into the archive (`metrics.mark_dead`). Each worker starts its
+per-process parts (trace exporter) after fork.
 """
 
 from __future__ import annotations
