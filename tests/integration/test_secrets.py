@@ -10,23 +10,20 @@ empty sink cannot pass it."""
 
 from __future__ import annotations
 
-import gzip
 import json
 import secrets
 import sys
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import jsonschema_rs
 import pytest
 import redis
 import requests
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from service.openapi import SPEC_PATH
 from tests.integration.conftest import ADMIN_TOKEN, APP_DIR, ServerProcess, start_process, wait_until
+from tests.support.otlp_sink import OtlpSink
 from tests.support.services import free_port
 
 pytestmark = pytest.mark.integration
@@ -42,56 +39,20 @@ SECRETS = {name: _secret(name) for name in (
     "webhook", "wrong_admin")}
 
 
-class _Handler(BaseHTTPRequestHandler):
-    server: RawOtlpSink
-
-    def log_message(self, format: str, *args: Any) -> None:
-        return
-
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        if self.headers.get("Content-Encoding") == "gzip":
-            body = gzip.decompress(body)
-        with self.server.lock:
-            self.server.bodies.append(body)
-        self.send_response(200)
-        self.send_header("Content-Type", "application/x-protobuf")
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
-
-class RawOtlpSink(ThreadingHTTPServer):
-    """Keeps every export as sent: a secret anywhere in a span is somewhere in these bytes."""
-
-    daemon_threads = True
-
-    def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
-        self.lock = threading.Lock()
-        self.bodies: list[bytes] = []
-        threading.Thread(target=self.serve_forever, name="raw-otlp-sink", daemon=True).start()
-
-    def spans(self) -> list[Any]:
-        with self.lock:
-            bodies = list(self.bodies)
-        return [span for body in bodies for rs in ExportTraceServiceRequest.FromString(body).resource_spans
-                for ss in rs.scope_spans for span in ss.spans]
-
-
 def _attributes(span: Any) -> dict[str, Any]:
     return {a.key: getattr(a.value, a.value.WhichOneof("value") or "string_value") for a in span.attributes}
 
 
 @pytest.fixture(scope="module")
-def otlp() -> Iterator[RawOtlpSink]:
-    sink = RawOtlpSink()
+def otlp() -> Iterator[OtlpSink]:
+    sink = OtlpSink()
     yield sink
     sink.shutdown()
     sink.server_close()
 
 
 @pytest.fixture(scope="module")
-def planted_env(service_env: dict[str, str], otlp: RawOtlpSink, webhook_sink: Any) -> dict[str, str]:
+def planted_env(service_env: dict[str, str], otlp: OtlpSink, webhook_sink: Any) -> dict[str, str]:
     redis_base = service_env["REDIS_URL"].rsplit("/", 1)[0]
     return {
         **service_env,
@@ -176,9 +137,9 @@ def planted(processes, otlp, webhook_sink, smtp_sink) -> dict[str, Any]:
     statuses = _plant(f"http://127.0.0.1:{web.port}")
     wait_until(lambda: len(_webhook_bodies(webhook_sink)) >= 2 and len(smtp_sink.messages) >= 2, timeout=30,
                what="two alerts by webhook and e-mail")
-    wait_until(lambda: any(_attributes(s).get("http.method") == "POST" and s.kind == 3 for s in otlp.spans()),
+    wait_until(lambda: any(_attributes(s).get("http.method") == "POST" and s.kind == 3 for s in otlp.proto_spans()),
                timeout=30, what="the worker's span of the webhook post")
-    wait_until(lambda: len({_attributes(s).get("http.target") for s in otlp.spans()} - {None}) >= 8, timeout=30,
+    wait_until(lambda: len({_attributes(s).get("http.target") for s in otlp.proto_spans()} - {None}) >= 8, timeout=30,
                what="the server spans of the eight planted requests")
     return {"statuses": statuses, "web": web, "worker": worker}
 
@@ -216,7 +177,7 @@ def test_no_exported_span_holds_a_secret(planted, otlp) -> None:
     with otlp.lock:
         bodies = list(otlp.bodies)
     assert [name for body in bodies for name in _leaks(body)] == []
-    spans = otlp.spans()
+    spans = otlp.proto_spans()
     targets = {_attributes(s).get("http.target") for s in spans}
     assert "/api/episodes?token=[REDACTED]&api_key=[REDACTED]&limit=5" in targets
     sql_statuses = [s.status.message for s in spans if s.status.message.startswith("invalid input syntax")]

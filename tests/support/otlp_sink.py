@@ -41,6 +41,8 @@ class _Handler(BaseHTTPRequestHandler):
         if self.headers.get("Content-Encoding") == "gzip":
             body = gzip.decompress(body)
         request = ExportTraceServiceRequest.FromString(body)
+        with self.server.lock:
+            self.server.bodies.append(body)
         received = []
         for resource_spans in request.resource_spans:
             resource = {a.key: _value(a.value) for a in resource_spans.resource.attributes}
@@ -68,7 +70,15 @@ class OtlpSink(ThreadingHTTPServer):
         super().__init__(("127.0.0.1", 0), _Handler)
         self.lock = threading.Lock()
         self.spans: list[ReceivedSpan] = []
+        self.bodies: list[bytes] = []  # every export as sent: a secret anywhere in a span is in these
         threading.Thread(target=self.serve_forever, name="otlp-sink", daemon=True).start()
+
+    def proto_spans(self) -> list[Any]:
+        """Every span received, as the protobuf messages (kind, events and status included)."""
+        with self.lock:
+            bodies = list(self.bodies)
+        return [span for body in bodies for resource_spans in ExportTraceServiceRequest.FromString(body).resource_spans
+                for scope_spans in resource_spans.scope_spans for span in scope_spans.spans]
 
     @property
     def endpoint(self) -> str:
