@@ -26,9 +26,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-import redis
 
-from tests.support.e2e_app import hammer, new_request_id, set_chaos
+from tests.support.e2e_app import forget_notified_errors, hammer, new_request_id, set_chaos
 from tests.support.e2e_clients import (
     Alertmanager,
     LogFile,
@@ -175,19 +174,6 @@ def _counters(prometheus: Prometheus) -> dict[str, float]:
     return {name: prometheus.value(expr) or 0.0 for name, expr in NOTIFIER_COUNTERS.items()}
 
 
-def _reset_notification_dedupe(provider: Provider) -> None:
-    """Forget which errors were notified (a stack reused within ALERT_DEDUPE_SECONDS remembers the
-    ChaosError of an earlier run), so that this storm's first error notifies."""
-    client = redis.Redis.from_url(provider.url("redis"), socket_timeout=5)
-    try:
-        prefix = provider.settings.get("OTEL_SERVICE_NAME", "episodes-api")
-        keys = list(client.scan_iter(f"{prefix}:alert:*", count=1000))
-        if keys:
-            client.delete(*keys)
-    finally:
-        client.close()
-
-
 def _no_alert_left(provider: Provider, prometheus: Prometheus, timing: Timing) -> None:
     """An alert still active from an earlier run would hide this one's notifications."""
     if not prometheus.alerts(ALERT):
@@ -238,7 +224,7 @@ def storm(provider: Provider, endpoint: Callable[[str], str], prometheus: Promet
     endpoint("redis")
     app = provider.url("app")
     _no_alert_left(provider, prometheus, timing)
-    _reset_notification_dedupe(provider)
+    forget_notified_errors(provider)
     sink.clear()
     mailpit.clear()
     _scrape_after(prometheus, time.time(), ("app", "worker"))

@@ -32,10 +32,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
 
 from tests.e2e.test_alerting import dilute
-from tests.support.e2e_app import create_episode, elasticsearch, new_request_id, set_chaos
+from tests.support.e2e_app import create_episode, elasticsearch, forget_notified_errors, new_request_id, set_chaos
 from tests.support.e2e_clients import Jaeger, LogFile, Mailpit, Prometheus, WebhookSink, session
 from tests.support.e2e_stack import Provider
 from tests.support.faults import (
@@ -112,16 +111,11 @@ def _records(provider: Provider, mark: Mark, **fields: str) -> list[dict[str, An
     return [hit["_source"] for hit in elasticsearch(provider).search("app-logs-*", query, size=5000)]
 
 
-def _forget_notified_errors(provider: Provider) -> None:
-    """Drop the app's alert claims and delivery marks: this test's error must notify afresh."""
-    client = redis.Redis.from_url(provider.url("redis"), socket_timeout=5)
-    try:
-        prefix = provider.settings.get("OTEL_SERVICE_NAME", "episodes-api")
-        keys = list(client.scan_iter(f"{prefix}:alert:*", count=1000))
-        if keys:
-            client.delete(*keys)
-    finally:
-        client.close()
+def _no_notifications_yet(provider: Provider, sink: WebhookSink, mailpit: Mailpit) -> None:
+    """Empty sinks, and no error remembered as notified: the test's own error must arrive."""
+    forget_notified_errors(provider)
+    sink.clear()
+    mailpit.clear()
 
 
 def _put_chaos(provider: Provider, **knobs: float) -> None:
@@ -311,9 +305,7 @@ def test_redis_down_for_30s_under_load(provider: Provider, app: str, episode: in
                                        mailpit: Mailpit, stopped: Callable[[str], float],
                                        reliability: Reliability) -> None:
     began = time.monotonic()
-    _forget_notified_errors(provider)
-    sink.clear()
-    mailpit.clear()
+    _no_notifications_yet(provider, sink, mailpit)
     with Load(app, _redis_load(episode)) as baseline_load:
         time.sleep(BASELINE_SECONDS)
     errors_before = metric_total(provider.app_metrics(), "app_errors_total", error_type="ChaosError")
@@ -422,9 +414,7 @@ def test_failing_webhook_and_smtp_down_deliver_once_after_retries(provider: Prov
                                                                   mailpit: Mailpit, stopped: Callable[[str], float],
                                                                   reliability: Reliability) -> None:
     began = time.monotonic()
-    _forget_notified_errors(provider)
-    sink.clear()
-    mailpit.clear()
+    _no_notifications_yet(provider, sink, mailpit)
     sink.script([{"status": 500, "match": APP_TITLE},
                  {"status": 429, "retry_after": RETRY_AFTER_SECONDS, "match": APP_TITLE},
                  {"status": 500, "match": APP_TITLE}])

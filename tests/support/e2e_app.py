@@ -12,6 +12,8 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import redis
+
 from tests.support.e2e_clients import Elasticsearch, LogFile, session
 from tests.support.e2e_stack import Provider
 
@@ -79,3 +81,16 @@ def access_record(provider: Provider, log: LogFile | None, request_id: str) -> d
     found = find_records(provider, log, request_id=request_id, event="api_access")
     assert len(found) <= 1, f"{len(found)} access records for {request_id}: {found}"
     return found[0] if found else None
+
+
+def forget_notified_errors(provider: Provider) -> None:
+    """Drop the app's alert claims and delivery marks (a stack reused within ALERT_DEDUPE_SECONDS
+    remembers the errors of an earlier run): the test's next error notifies afresh."""
+    client = redis.Redis.from_url(provider.url("redis"), socket_timeout=5)
+    try:
+        prefix = provider.settings.get("OTEL_SERVICE_NAME", "episodes-api")
+        keys = list(client.scan_iter(f"{prefix}:alert:*", count=1000))
+        if keys:
+            client.delete(*keys)
+    finally:
+        client.close()
