@@ -27,11 +27,14 @@ $(VENV)/.synced: requirements-dev.lock pyproject.toml
 
 venv: $(VENV)/.synced
 
-up: venv ## Start the sandbox (the compose stack with a Docker engine, native processes without) and print its URLs
-	@$(BIN)/python -m sandbox up
+# MODE=compose|native|auto for up (default: SANDBOX_MODE of .env, else auto).
+SANDBOX_ARGS := $(if $(MODE),--mode $(MODE))
 
-down: venv ## Stop everything `make up` started
-	@$(BIN)/python -m sandbox down
+up: venv ## Start the sandbox (the compose stack with a Docker engine, native processes without; MODE= to choose) and print its URLs
+	@$(BIN)/python -m sandbox up $(SANDBOX_ARGS)
+
+down: venv ## Stop everything `make up` started (compose: containers and network; data volumes stay)
+	@$(BIN)/python -m sandbox down $(SANDBOX_ARGS)
 
 status: venv ## Show what the sandbox is running
 	@$(BIN)/python -m sandbox status
@@ -74,5 +77,6 @@ lock: venv ## Re-resolve requirements.lock and requirements-dev.lock from pyproj
 	@$(BIN)/uv pip compile -q pyproject.toml --generate-hashes --python-version 3.11 -o requirements.lock
 	@$(BIN)/uv pip compile -q pyproject.toml --extra dev --generate-hashes --python-version 3.11 -o requirements-dev.lock
 
-clean: down ## Remove the virtualenv and sandbox state
+clean: venv ## Stop the sandbox and remove its data (compose volumes too), the virtualenv and .sandbox/
+	@$(BIN)/python -m sandbox down --volumes $(SANDBOX_ARGS)
 	@rm -rf $(VENV) .sandbox

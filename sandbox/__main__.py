@@ -1,9 +1,12 @@
 """``python -m sandbox up|down|status|ps|logs|doctor|stop|start`` (what ``make up``, ``make down``, ... run).
 
 ``up`` creates ``.env`` with fresh secrets on first use, then starts the compose stack
-(``sandbox.compose``) when a Docker engine and the compose plugin answer, and native processes
-(``sandbox.native``) otherwise. The other commands act on the mode that ``up`` chose, as recorded in
-``.sandbox/endpoints.json``; with no record, on compose when an engine answers, else native.
+(``sandbox.compose``) or native processes (``sandbox.native``), as the mode says: ``--mode`` (``make up
+MODE=...``), else SANDBOX_MODE (.env or the shell): ``compose``, ``native``, or ``auto`` (the default:
+compose when a recent enough Docker engine and compose plugin answer, native otherwise). The other
+commands act on the mode that ``up`` chose, as recorded in ``.sandbox/endpoints.json``; with no
+record, on the mode chosen as ``up`` would. ``down --volumes`` also removes the compose stack's data
+volumes (``make clean``).
 ``stop <component>`` and ``start <component>`` stop one component and start it again (waiting until
 it is healthy), leaving the others alone: the fault tests use them.
 """
@@ -13,40 +16,34 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import subprocess
 import sys
 
-from sandbox import compose, doctor, native
+from sandbox import compose, doctor, engine, native
 from sandbox.env import ROOT, Settings, create_env_file, env_file_path, load_settings
 
-
-def docker_reachable(timeout: float = 5.0) -> bool:
-    """Whether ``docker info`` succeeds within ``timeout`` seconds."""
-    if shutil.which("docker") is None:
-        return False
-    try:
-        # The docker CLI from PATH, as a user would run it.
-        info = subprocess.run(["docker", "info"], capture_output=True,  # noqa: S607
-                              stdin=subprocess.DEVNULL, timeout=timeout, check=False)
-    except subprocess.TimeoutExpired:
-        return False
-    return info.returncode == 0
+MODES = ("auto", "compose", "native")
 
 
-def compose_usable() -> bool:
-    """A Docker engine answers and the compose plugin is recent enough; says why not when it is not."""
-    if not docker_reachable():
-        print("No Docker engine is reachable: starting native processes.")
-        return False
-    version = compose.compose_version()
-    if version is None or version < compose.MIN_COMPOSE_VERSION:
-        found = "missing" if version is None else ".".join(map(str, version))
-        wanted = ".".join(map(str, compose.MIN_COMPOSE_VERSION))
-        print(f"A Docker engine is reachable, but the compose plugin is {found} ({wanted} or newer needed): "
-              "starting native processes. `make doctor` says more.")
-        return False
-    return True
+class ModeError(ValueError):
+    """The mode asked for cannot run here; the message says why."""
+
+
+def chosen_mode(asked: str, *, quiet: bool = False) -> str:
+    """``compose`` or ``native`` for ``asked`` (one of MODES); ModeError when compose is asked for
+    explicitly and cannot run."""
+    if asked not in MODES:
+        raise ModeError(f"unknown mode {asked!r} (SANDBOX_MODE or MODE=): one of {', '.join(MODES)}")
+    if asked == "native":
+        return "native"
+    problem = engine.compose_problem()
+    if problem is None:
+        return "compose"
+    if asked == "compose":
+        raise ModeError(f"compose mode asked for, but {problem}. `make doctor` says more.")
+    if not quiet:
+        print(f"Native processes: {problem} (`make doctor` says more; `make up MODE=native` skips this check).")
+    return "native"
 
 
 def recorded_mode(s: Settings) -> str | None:
@@ -57,11 +54,11 @@ def recorded_mode(s: Settings) -> str | None:
         return None
 
 
-def current_mode(s: Settings) -> str:
-    return recorded_mode(s) or ("compose" if docker_reachable() else "native")
+def current_mode(s: Settings, asked: str) -> str:
+    return recorded_mode(s) or chosen_mode(asked, quiet=True)
 
 
-def up() -> int:
+def up(asked: str | None) -> int:
     env_file = env_file_path()
     if create_env_file(ROOT / ".env.example", env_file):
         print(f"Created {env_file} from .env.example, with fresh secrets (mode 0600).")
@@ -70,13 +67,12 @@ def up() -> int:
         print(f"{env_file} has no value for {', '.join(missing)}: set one (or delete the file to have it "
               "created again with fresh secrets).", file=sys.stderr)
         return 2
-    if recorded_mode(settings) == "native" or not compose_usable():
-        return native.up(settings)
-    return compose.up(settings)
+    mode = recorded_mode(settings) or chosen_mode(asked or settings.get("SANDBOX_MODE", "auto"))
+    return compose.up(settings) if mode == "compose" else native.up(settings)
 
 
-def logs(s: Settings, service: str | None) -> int:
-    if current_mode(s) == "compose":
+def logs(s: Settings, mode: str, service: str | None) -> int:
+    if mode == "compose":
         command = compose.compose_command(s, "logs", "--follow", "--tail", "100", *([service] if service else []))
         return subprocess.run(command, check=False).returncode  # noqa: S603 - our own argv
     files = sorted(s.logs_dir.glob(f"{service or '*'}.log")) + ([] if service else [s.logs_dir / "app.jsonl"])
@@ -101,20 +97,30 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("command", choices=("up", "down", "status", "ps", "logs", "doctor", "stop", "start"))
     parser.add_argument("service", nargs="?", help="logs: only this service (compose) or component (native); "
                                                    "stop, start: the one to stop or start (required)")
+    parser.add_argument("--mode", choices=MODES, help="compose, native or auto (default: SANDBOX_MODE, else auto)")
+    parser.add_argument("--volumes", action="store_true", help="down: also remove the compose stack's data volumes")
     args = parser.parse_args(argv)
     sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]  # progress before errors, even in a pipe
+    try:
+        return _command(args)
+    except ModeError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+
+
+def _command(args: argparse.Namespace) -> int:
     if args.command == "up":
-        return up()
+        return up(args.mode)
     settings = load_settings()
     if args.command == "doctor":
         return doctor.main(settings)
+    mode = current_mode(settings, args.mode or settings.get("SANDBOX_MODE", "auto"))
     if args.command == "logs":
-        return logs(settings, args.service)
-    mode = current_mode(settings)
+        return logs(settings, mode, args.service)
     if args.command in ("stop", "start"):
         return one_component(settings, mode, args.command, args.service)
     if args.command == "down":
-        return compose.down(settings) if mode == "compose" else native.down(settings)
+        return compose.down(settings, volumes=args.volumes) if mode == "compose" else native.down(settings)
     return compose.status(settings) if mode == "compose" else native.status(settings)
 
 

@@ -1,23 +1,34 @@
 """``up``, ``down``, ``status``, ``stop <service>`` and ``start <service>`` of the compose stack
-(docker-compose.yml), for ``python -m sandbox`` when a Docker engine answers.
+(docker-compose.yml), for ``python -m sandbox`` in compose mode.
 
-``up`` runs ``docker compose up -d --wait`` (compose shows its progress), then writes
-``.sandbox/endpoints.json`` with the same keys as the native sandbox where a component exists in
-both, ``"mode": "compose"``, and the URLs of the components only compose has. The app's and the
-worker's metrics ports are not published in compose (Prometheus scrapes them inside the compose
-network), so ``metrics`` and ``worker_metrics`` are absent.
+``up`` starts every service whose image is on this machine or can be pulled (``plan``): a service
+whose image is neither, and every service that depends on it, is left out with a one-line reason,
+so a machine without a registry runs what ``make images`` could build. Then ``docker compose up -d
+--wait`` (compose shows its progress), and ``.sandbox/endpoints.json`` gets the same keys as the
+native sandbox where a component exists in both, ``"mode": "compose"``, the URLs of the components
+only compose has, and ``"left_out"``. The app's and the worker's metrics ports are not published in
+compose (Prometheus scrapes them inside the compose network), so ``metrics`` and ``worker_metrics``
+are absent.
+
+Engines older than 25 refuse ``healthcheck.start_interval``: for them every compose command gets a
+generated override (``start_interval_override``) that drops it and probes more often instead.
 """
 
 from __future__ import annotations
 
 import json
-import re
-import shutil
+import os
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
+import yaml
+
+from sandbox import engine
 from sandbox import postgres as pg
 from sandbox.common import LOOPBACK
 from sandbox.components import Endpoint, http_url, masked, redis_url
@@ -31,30 +42,63 @@ PUBLISHED_PORTS = (
     "ALERTMANAGER_PORT", "WEBHOOK_SINK_PORT", "MAILPIT_UI_PORT", "SMTP_PORT", "JAEGER_UI_PORT",
     "JAEGER_OTLP_HTTP_PORT", "GRAFANA_PORT", "LOCUST_PORT",
 )
-# What `docker compose` needs: `up --wait` with start_interval, secrets from the environment.
-MIN_COMPOSE_VERSION = (2, 24, 0)
 # Long enough for a first start that builds the app image and pulls every other image.
 WAIT_TIMEOUT_SECONDS = 900
-_VERSION = re.compile(r"v?(\d+)\.(\d+)\.(\d+)")
+# Without start_interval, how often an old engine probes: often enough that `up --wait` sees a
+# service healthy within seconds of its start, for the price of a probe every 5 s for its whole life.
+COMPAT_HEALTH_INTERVAL_SECONDS = 5
+DEFAULT_COMPOSE_FILE = "docker-compose.yml"
+_OVERRIDE_NAME = "compose.engine-before-25.yml"
 
 
-def compose_version(timeout: float = 10.0) -> tuple[int, int, int] | None:
-    """The version of the compose plugin (``docker compose``), or None when there is none."""
-    if shutil.which("docker") is None:
-        return None
-    try:
-        # The docker CLI from PATH, as a user would run it.
-        done = subprocess.run(["docker", "compose", "version", "--short"], capture_output=True, text=True,  # noqa: S607
-                              stdin=subprocess.DEVNULL, timeout=timeout, check=False)
-    except subprocess.TimeoutExpired:
-        return None
-    match = _VERSION.match(done.stdout.strip()) if done.returncode == 0 else None
-    return (int(match[1]), int(match[2]), int(match[3])) if match else None
+def compose_files(s: Settings) -> list[str]:
+    """The compose files in use: COMPOSE_FILE from the shell or .env, as compose itself reads it."""
+    chosen = os.environ.get("COMPOSE_FILE") or s.get("COMPOSE_FILE") or DEFAULT_COMPOSE_FILE
+    separator = os.environ.get("COMPOSE_PATH_SEPARATOR") or os.pathsep
+    return [name for name in chosen.split(separator) if name]
+
+
+def _seconds(duration: str) -> float:
+    """A compose duration of one unit (``15s``, ``1m``, ``500ms``) in seconds."""
+    for unit, factor in (("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600)):
+        if duration.endswith(unit) and duration[: -len(unit)].replace(".", "", 1).isdigit():
+            return float(duration[: -len(unit)]) * factor
+    raise ValueError(f"not a compose duration of one unit: {duration!r}")
+
+
+def start_interval_override(files: Iterable[Path]) -> str:
+    """An override for engines older than 25: no ``start_interval``, and an ``interval`` of at most
+    COMPAT_HEALTH_INTERVAL_SECONDS where a service's healthcheck had one."""
+    services: dict[str, dict[str, Any]] = {}
+    for file in files:
+        model = yaml.safe_load(file.read_text()) or {}
+        for name, service in (model.get("services") or {}).items():
+            check = (service or {}).get("healthcheck") or {}
+            if "start_interval" not in check:
+                continue
+            reset: dict[str, Any] = {"start_interval": None}
+            if _seconds(str(check.get("interval", "30s"))) > COMPAT_HEALTH_INTERVAL_SECONDS:
+                reset["interval"] = f"{COMPAT_HEALTH_INTERVAL_SECONDS}s"
+            services[name] = {"healthcheck": reset}
+    text = yaml.safe_dump({"services": services}, sort_keys=True)
+    # `!reset` removes the key from the merged model; PyYAML cannot write a custom tag on a null.
+    text = text.replace("start_interval: null", "start_interval: !reset null")
+    return ("# Written by `python -m sandbox` for a Docker engine older than 25, which refuses\n"
+            "# healthcheck.start_interval (README: Docker engines). Do not edit: it is written again.\n" + text)
 
 
 def compose_command(s: Settings, *args: str) -> list[str]:
-    """``docker compose`` for this repository's stack, with the settings' .env file."""
-    return ["docker", "compose", "--project-directory", str(s.root), "--env-file", str(s.env_file), *args]
+    """``docker compose`` for this repository's stack, with the settings' .env file (and, on an engine
+    older than 25, the compose files named with the override after them)."""
+    command = ["docker", "compose", "--project-directory", str(s.root), "--env-file", str(s.env_file)]
+    if engine.engine_needs_start_interval_override():
+        files = [s.root / name for name in compose_files(s)]
+        override = s.state_dir / _OVERRIDE_NAME
+        override.parent.mkdir(parents=True, exist_ok=True)
+        override.write_text(start_interval_override(files))
+        for file in (*files, override):
+            command += ["--file", str(file)]
+    return [*command, *args]
 
 
 def _run(command: Sequence[str]) -> int:
@@ -62,27 +106,92 @@ def _run(command: Sequence[str]) -> int:
     return subprocess.run(command, stdin=subprocess.DEVNULL, check=False).returncode  # noqa: S603 - our own argv
 
 
+def _output(command: Sequence[str], timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(command, capture_output=True, text=True, stdin=subprocess.DEVNULL,  # noqa: S603 - our own argv
+                          timeout=timeout, check=False)
+
+
+@dataclass
+class Plan:
+    """Which services ``up`` starts, and why the others are left out."""
+
+    started: list[str]
+    left_out: dict[str, str] = field(default_factory=dict)
+
+
+def image_reference(image: str) -> str:
+    """``postgres`` -> ``postgres:latest``, as ``docker images`` lists it; a tag or digest kept."""
+    last = image.rsplit("/", 1)[-1]
+    return image if ":" in last or "@" in last else f"{image}:latest"
+
+
+def plan(services: Mapping[str, Mapping[str, Any]], present: set[str]) -> Plan:
+    """Services need their image in ``present`` or built by compose (by them or by another service, as the
+    worker runs the image the app builds); a service that depends on a left-out one is left out too."""
+    built = {image_reference(str(service.get("image"))) for service in services.values() if "build" in service}
+    left_out = {name: f"image {service.get('image')} is not on this machine and could not be pulled"
+                for name, service in services.items()
+                if image_reference(str(service.get("image"))) not in present | built}
+    changed = True
+    while changed:
+        changed = False
+        for name, service in services.items():
+            missing = sorted(dep for dep in service.get("depends_on") or {} if dep in left_out)
+            if name not in left_out and missing:
+                left_out[name] = f"needs {', '.join(missing)}, left out"
+                changed = True
+    return Plan([name for name in services if name not in left_out], left_out)
+
+
+def local_images() -> set[str]:
+    listed = _output(["docker", "images", "--format", "{{.Repository}}:{{.Tag}}"])
+    return set(listed.stdout.split()) if listed.returncode == 0 else set()
+
+
+def plan_services(s: Settings) -> Plan:
+    """What ``up`` can start: missing images are pulled first where a registry answers."""
+    config = _output(compose_command(s, "config", "--format", "json"))
+    if config.returncode != 0:
+        raise RuntimeError(f"`docker compose config` failed: {config.stderr.strip()}")
+    services = json.loads(config.stdout)["services"]
+    first = plan(services, local_images())
+    missing = [name for name, why in first.left_out.items() if why.startswith("image ")]
+    if not missing:
+        return first
+    print(f"Pulling the images not on this machine ({', '.join(missing)}) ...")
+    _output(compose_command(s, "pull", "--quiet", "--ignore-pull-failures", *missing), timeout=WAIT_TIMEOUT_SECONDS)
+    return plan(services, local_images())
+
+
 def up(s: Settings) -> int:
     s.state_dir.mkdir(parents=True, exist_ok=True)
-    print(f"docker compose up (the first start builds the app image and pulls the others; "
-          f"waiting up to {WAIT_TIMEOUT_SECONDS // 60} min for every service to be healthy) ...")
-    code = _run(compose_command(s, "up", "--detach", "--wait", "--wait-timeout", str(WAIT_TIMEOUT_SECONDS)))
+    chosen = plan_services(s)
+    for service, why in chosen.left_out.items():
+        print(f"  left out: {service}: {why}")
+    if chosen.left_out:
+        print("  (`make images` builds the images this machine can build; tools/images/README.md says which)")
+    print(f"docker compose up (the first start builds the app image; waiting up to {WAIT_TIMEOUT_SECONDS // 60} min "
+          "for every service to be healthy) ...")
+    code = _run(compose_command(s, "up", "--detach", "--wait", "--wait-timeout", str(WAIT_TIMEOUT_SECONDS),
+                                "--remove-orphans", *chosen.started))
     if code != 0:
         print("docker compose up failed. `make ps` shows each service's state, `make logs` their output, "
               "`make doctor` checks the usual causes (vm.max_map_count, memory, ports).", file=sys.stderr)
         return code
-    endpoints = compose_endpoints(s)
-    write_private(endpoints_file(s), json.dumps({"mode": "compose", **{e.key: e.url for e in endpoints}}, indent=2))
-    print_summary(s, endpoints)
+    endpoints = [endpoint for service, endpoint in compose_endpoints(s) if service not in chosen.left_out]
+    record = {"mode": "compose", "left_out": chosen.left_out, **{e.key: e.url for e in endpoints}}
+    write_private(endpoints_file(s), json.dumps(record, indent=2))
+    print_summary(s, endpoints, chosen.left_out)
     return 0
 
 
-def down(s: Settings) -> int:
-    code = _run(compose_command(s, "down"))
+def down(s: Settings, *, volumes: bool = False) -> int:
+    """Remove the containers and the network; the named volumes too when ``volumes``."""
+    code = _run(compose_command(s, "down", "--remove-orphans", *(["--volumes"] if volumes else [])))
     if code == 0:
         endpoints_file(s).unlink(missing_ok=True)  # nothing answers at those URLs any more
-        print("Stopped. The volumes (data of PostgreSQL, Elasticsearch, Prometheus, Grafana, ...) are kept: "
-              "`docker compose down --volumes` removes them.")
+        print("Stopped; the data volumes are removed too." if volumes else
+              "Stopped. The data volumes (PostgreSQL, Prometheus, Grafana, ...) are kept: `make clean` removes them.")
     return code
 
 
@@ -101,8 +210,8 @@ def start_service(s: Settings, service: str) -> int:
                                 str(WAIT_TIMEOUT_SECONDS), service))
 
 
-def compose_endpoints(s: Settings) -> list[Endpoint]:
-    """Every published URL, with credentials where the service needs them (endpoints.json only)."""
+def compose_endpoints(s: Settings) -> list[tuple[str, Endpoint]]:
+    """Every published URL with the service that serves it, credentials included (endpoints.json only)."""
     postgres = pg.dsn(s["POSTGRES_PASSWORD"], s.port("POSTGRES_PORT"), scheme="postgresql")
     redis = redis_url(s, 0)
     elasticsearch = _with_user(http_url(s, "ELASTICSEARCH_PORT"), "elastic", s["ELASTIC_PASSWORD"])
@@ -110,21 +219,24 @@ def compose_endpoints(s: Settings) -> list[Endpoint]:
     sink, mailpit = http_url(s, "WEBHOOK_SINK_PORT"), http_url(s, "MAILPIT_UI_PORT")
     smtp = f"{LOOPBACK}:{s.port('SMTP_PORT')}"
     return [
-        Endpoint("app", "app", http_url(s, "APP_PORT"), http_url(s, "APP_PORT")),
-        Endpoint("postgres", "postgres", postgres, masked(postgres, s["POSTGRES_PASSWORD"])),
-        Endpoint("redis", "redis", redis, masked(redis, s["REDIS_PASSWORD"])),
-        Endpoint("webhook_sink", "webhook sink messages", sink, f"{sink}/messages"),
-        Endpoint("smtp", "mail catcher (SMTP)", smtp, smtp),
-        Endpoint("mailpit", "Mailpit", mailpit, mailpit),
-        Endpoint("prometheus", "Prometheus", http_url(s, "PROMETHEUS_PORT"), http_url(s, "PROMETHEUS_PORT")),
-        Endpoint("alertmanager", "Alertmanager", http_url(s, "ALERTMANAGER_PORT"), http_url(s, "ALERTMANAGER_PORT")),
-        Endpoint("jaeger", "Jaeger", http_url(s, "JAEGER_UI_PORT"), http_url(s, "JAEGER_UI_PORT")),
-        Endpoint("jaeger_otlp", "Jaeger OTLP/HTTP", http_url(s, "JAEGER_OTLP_HTTP_PORT"),
-                 f"{http_url(s, 'JAEGER_OTLP_HTTP_PORT')}/v1/traces"),
-        Endpoint("elasticsearch", "Elasticsearch", elasticsearch, masked(elasticsearch, s["ELASTIC_PASSWORD"])),
-        Endpoint("kibana", "Kibana (user elastic)", http_url(s, "KIBANA_PORT"), http_url(s, "KIBANA_PORT")),
-        Endpoint("grafana", "Grafana", grafana, masked(grafana, s["GRAFANA_ADMIN_PASSWORD"])),
-        Endpoint("loadgen", "Locust (load)", http_url(s, "LOCUST_PORT"), http_url(s, "LOCUST_PORT")),
+        ("app", Endpoint("app", "app", http_url(s, "APP_PORT"), http_url(s, "APP_PORT"))),
+        ("postgres", Endpoint("postgres", "postgres", postgres, masked(postgres, s["POSTGRES_PASSWORD"]))),
+        ("redis", Endpoint("redis", "redis", redis, masked(redis, s["REDIS_PASSWORD"]))),
+        ("webhook-sink", Endpoint("webhook_sink", "webhook sink messages", sink, f"{sink}/messages")),
+        ("mailpit", Endpoint("smtp", "mail catcher (SMTP)", smtp, smtp)),
+        ("mailpit", Endpoint("mailpit", "Mailpit", mailpit, mailpit)),
+        ("prometheus", Endpoint("prometheus", "Prometheus", http_url(s, "PROMETHEUS_PORT"),
+                                http_url(s, "PROMETHEUS_PORT"))),
+        ("alertmanager", Endpoint("alertmanager", "Alertmanager", http_url(s, "ALERTMANAGER_PORT"),
+                                  http_url(s, "ALERTMANAGER_PORT"))),
+        ("jaeger", Endpoint("jaeger", "Jaeger", http_url(s, "JAEGER_UI_PORT"), http_url(s, "JAEGER_UI_PORT"))),
+        ("jaeger", Endpoint("jaeger_otlp", "Jaeger OTLP/HTTP", http_url(s, "JAEGER_OTLP_HTTP_PORT"),
+                            f"{http_url(s, 'JAEGER_OTLP_HTTP_PORT')}/v1/traces")),
+        ("elasticsearch", Endpoint("elasticsearch", "Elasticsearch", elasticsearch,
+                                   masked(elasticsearch, s["ELASTIC_PASSWORD"]))),
+        ("kibana", Endpoint("kibana", "Kibana (user elastic)", http_url(s, "KIBANA_PORT"), http_url(s, "KIBANA_PORT"))),
+        ("grafana", Endpoint("grafana", "Grafana", grafana, masked(grafana, s["GRAFANA_ADMIN_PASSWORD"]))),
+        ("loadgen", Endpoint("loadgen", "Locust (load)", http_url(s, "LOCUST_PORT"), http_url(s, "LOCUST_PORT"))),
     ]
 
 
@@ -133,14 +245,15 @@ def _with_user(url: str, user: str, password: str) -> str:
     return f"{scheme}://{user}:{quote(password, safe='')}@{rest}"
 
 
-def print_summary(s: Settings, endpoints: list[Endpoint]) -> None:
+def print_summary(s: Settings, endpoints: list[Endpoint], left_out: Mapping[str, str]) -> None:
     print("\nThe sandbox runs (compose stack, published on 127.0.0.1 only):")
     width = max(len(e.label) for e in endpoints)
     for endpoint in endpoints:
         print(f"  {endpoint.label:<{width}}  {endpoint.shown}")
     print(f"  {'app metrics':<{width}}  not published: Prometheus scrapes app:9464 and worker:9465 inside the "
           "compose network (see its targets page)")
+    for service, why in left_out.items():
+        print(f"  {service:<{width}}  left out: {why}")
     print(f"Credentials: {s.env_file} (*_PASSWORD, ADMIN_TOKEN; Kibana and Elasticsearch: user elastic, "
           f"Grafana: user admin); the URLs with them: {endpoints_file(s)}")
     print("Logs: `make logs` (every service), Kibana's data view app-logs-*, or the app-logs volume.")
-

@@ -1,6 +1,7 @@
 """``python -m sandbox doctor`` (``make doctor``): what ``make up`` will need, checked before it runs.
 
-With a Docker engine: the engine answers, the compose plugin is v2 and recent enough,
+With a Docker engine: the engine answers and is 20.10 or newer (older than 25: said, since the
+stack then runs with a generated healthcheck override), the compose plugin is v2 and recent enough,
 ``vm.max_map_count`` is high enough for Elasticsearch, memory fits the stack's budget, and the ports
 docker-compose.yml publishes are free. Without one: the programs of the native sandbox are installed
 and its ports are free. Every check prints one line; the exit code is 1 when a check failed (``make
@@ -18,7 +19,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from sandbox import compose, redis_server, tools
+from sandbox import compose, engine, redis_server, tools
 from sandbox import elasticsearch as es
 from sandbox import postgres as pg
 from sandbox.common import MissingToolError, port_in_use
@@ -33,8 +34,6 @@ MIN_MAX_MAP_COUNT = 262_144
 COMPOSE_MEMORY_BUDGET_MIB = 7_168
 # The Go programs the native sandbox runs (tools/build.sh builds them).
 NATIVE_TOOLS = ("prometheus", "alertmanager", "jaeger", "mailpit")
-# Engine 25 (API 1.44) is the first to honour healthcheck.start_interval.
-MIN_ENGINE_MAJOR = 25
 _MIB = 1024 * 1024
 
 
@@ -57,20 +56,6 @@ def _fail(name: str, detail: str) -> Check:
     return Check(name, "fail", detail)
 
 
-def engine_version(timeout: float = 5.0) -> str | None:
-    """The Docker engine's version, or None when no engine answers (or there is no docker CLI)."""
-    if shutil.which("docker") is None:
-        return None
-    try:
-        # The docker CLI from PATH, as a user would run it.
-        done = subprocess.run(["docker", "version", "--format", "{{.Server.Version}}"],  # noqa: S607
-                              capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=timeout, check=False)
-    except subprocess.TimeoutExpired:
-        return None
-    version = done.stdout.strip()
-    return version if done.returncode == 0 and version else None
-
-
 def check_engine(version: str | None, cli_present: bool | None = None) -> Check:
     """``cli_present``: whether a docker CLI is on PATH (looked up when None)."""
     if cli_present is None:
@@ -80,21 +65,25 @@ def check_engine(version: str | None, cli_present: bool | None = None) -> Check:
     if version is None:
         return _warn("docker engine", "no engine answers `docker version`: `make up` runs native processes "
                      "(start Docker, or check that your user may use its socket, for the compose stack)")
-    major = re.match(r"\d+", version)
-    if major is None or int(major[0]) < MIN_ENGINE_MAJOR:
-        return _fail("docker engine", f"{version}: the compose stack needs engine {MIN_ENGINE_MAJOR} or newer "
-                     "(healthcheck start_interval)")
+    parsed = engine.parse_version(version)
+    if parsed is None or parsed < engine.MIN_ENGINE_VERSION:
+        return _fail("docker engine", f"{version}: the compose stack needs engine "
+                     f"{engine.shown(engine.MIN_ENGINE_VERSION)} or newer")
+    if parsed < engine.START_INTERVAL_ENGINE_VERSION:
+        every = compose.COMPAT_HEALTH_INTERVAL_SECONDS
+        return _ok("docker engine", f"{version} (older than 25: healthchecks probe every {every} s instead of "
+                   "using start_interval; README: Docker engines)")
     return _ok("docker engine", version)
 
 
-def check_compose(version: tuple[int, int, int] | None) -> Check:
-    wanted = ".".join(map(str, compose.MIN_COMPOSE_VERSION))
+def check_compose(version: tuple[int, ...] | None) -> Check:
+    wanted = engine.shown(engine.MIN_COMPOSE_VERSION)
     if version is None:
-        return _fail("docker compose", f"`docker compose` (the v2 plugin) is missing: install it ({wanted} or newer)")
-    shown = ".".join(map(str, version))
-    if version < compose.MIN_COMPOSE_VERSION:
-        return _fail("docker compose", f"{shown}: {wanted} or newer is needed")
-    return _ok("docker compose", shown)
+        return _fail("docker compose", f"`docker compose` (the v2 plugin) is missing: install it ({wanted} or newer; "
+                     "`tools/build.sh docker-compose` builds one)")
+    if version < engine.MIN_COMPOSE_VERSION:
+        return _fail("docker compose", f"{engine.shown(version)}: {wanted} or newer is needed")
+    return _ok("docker compose", engine.shown(version))
 
 
 def check_max_map_count(proc: Path = Path("/proc/sys/vm/max_map_count")) -> Check:
@@ -189,10 +178,10 @@ def check_native_programs(s: Settings) -> Check:
 
 
 def run_checks(s: Settings) -> list[Check]:
-    version = engine_version()
+    version = engine.engine_version()
     checks = [check_engine(version)]
     if version is not None:
-        checks += [check_compose(compose.compose_version()), check_max_map_count(),
+        checks += [check_compose(engine.compose_version()), check_max_map_count(),
                    check_memory(available_memory_mib(), engine_memory_mib()),
                    check_ports(s, compose.PUBLISHED_PORTS)]
     else:

@@ -1,11 +1,13 @@
-"""The end-to-end tests' stack: the compose stack when there is one or a Docker engine to start it,
-else a native sandbox of their own (``tests/support/e2e_stack.py`` says how it is chosen).
+"""The end-to-end tests' stacks: every test runs against each provider, the compose stack and then a
+native sandbox (``tests/support/e2e_stack.py`` says how each is started); ``E2E_PROVIDERS=native`` (or
+``compose``) runs one. A provider that cannot run here (no Docker engine, no images) skips with the
+reason, except in CI (``CI=true``), where both must run.
 
 Tests ask for endpoints by name through ``endpoint("prometheus")``; a name the provider does not
-offer skips the test with "not in this provider: <mode>", except in CI (``CI=true``) for a name the
-native sandbox must offer: there it fails. The time each signal takes to become visible is
-collected in ``visibility``, printed at the end of the session and written to
-``<SANDBOX_DIR>/visibility.json`` (the user's sandbox directory, ``.sandbox/`` by default: the
+offer skips the test with "not in this provider: <mode>" (and, in compose, why its service was left
+out), except in CI for a name the native sandbox must offer: there it fails. The time each signal
+takes to become visible is collected in ``visibility`` per provider, printed at the end of the session and written to
+``<SANDBOX_DIR>/visibility-<mode>.json`` (the user's sandbox directory, ``.sandbox/`` by default: the
 native sandbox under test lives in a temporary directory that is deleted at the end; when a test
 failed, its logs are kept in ``<SANDBOX_DIR>/e2e-logs/``). E2E_KEEP_SANDBOX=1 keeps the whole
 temporary directory (its processes are stopped all the same).
@@ -27,6 +29,7 @@ from sandbox.env import load_settings
 from tests.support.e2e_clients import Jaeger, LogFile, Mailpit, Prometheus, WebhookSink
 from tests.support.e2e_stack import (
     NATIVE_ENDPOINTS,
+    PROVIDERS,
     Provider,
     ProviderError,
     ProviderUnavailable,
@@ -40,10 +43,10 @@ HERE = Path(__file__).parent
 # pytest-timeout counts fixture setup: whichever test comes first also waits for the stack to start.
 START_BUDGET_SECONDS = 1800
 DEFAULT_TEST_TIMEOUT_SECONDS = 300
-_VISIBILITY = Visibility()
+_VISIBILITY = {mode: Visibility() for mode in PROVIDERS}
 _RELIABILITY = Reliability()
 FAULTS_MODULE = "test_faults.py"
-_FILE_KEY = pytest.StashKey[Path]()
+_STATE_DIR_KEY = pytest.StashKey[Path]()
 _LOG_START: dict[str, int] = {}
 
 
@@ -51,10 +54,26 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "e2e: runs against the whole stack (compose, or the native sandbox)")
 
 
+def selected_providers() -> list[str]:
+    chosen = [name.strip() for name in os.environ.get("E2E_PROVIDERS", ",".join(PROVIDERS)).split(",") if name.strip()]
+    if unknown := set(chosen) - set(PROVIDERS):
+        raise pytest.UsageError(f"E2E_PROVIDERS: unknown {sorted(unknown)}; known: {', '.join(PROVIDERS)}")
+    return chosen
+
+
+def _run_order(item: pytest.Item) -> tuple[int, bool]:
+    """One provider after the other (each stack started once), and within each the faults last: the
+    other tests need the whole stack up, and a fault's after-effects (an alert still firing, Redis
+    emptied) must not meet them."""
+    callspec = getattr(item, "callspec", None)
+    mode = callspec.params.get("provider") if callspec else None
+    faults = Path(item.fspath).name == FAULTS_MODULE and Path(item.fspath).is_relative_to(HERE)
+    return (PROVIDERS.index(mode) if mode in PROVIDERS else -1, faults)
+
+
+@pytest.hookimpl(trylast=True)  # after pytest's own grouping by fixture parameters
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    # Faults last (a stable sort keeps each group's order): the other tests need the whole stack up,
-    # and a fault's after-effects (an alert still firing, Redis emptied) must not meet them.
-    items.sort(key=lambda item: Path(item.fspath).name == FAULTS_MODULE and Path(item.fspath).is_relative_to(HERE))
+    items.sort(key=_run_order)  # stable: each group keeps its order
     for item in items:
         if Path(item.fspath).is_relative_to(HERE):
             item.add_marker(pytest.mark.e2e)
@@ -63,12 +82,12 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.timeout(budget + START_BUDGET_SECONDS), append=False)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="session", params=selected_providers())
 def provider(request: pytest.FixtureRequest, pytestconfig: pytest.Config) -> Iterator[Provider]:
     started = time.monotonic()
     stack, problem, unavailable = None, "", False
     try:
-        stack = start_provider()
+        stack = start_provider(request.param)
     except ProviderUnavailable as exc:
         problem, unavailable = str(exc), True
     except ProviderError as exc:  # the stack is there but did not start: a failure to look at
@@ -78,9 +97,9 @@ def provider(request: pytest.FixtureRequest, pytestconfig: pytest.Config) -> Ite
             pytest.skip(problem)
         pytest.fail(f"CI=true, so this may not skip: {problem}" if unavailable else problem, pytrace=False)
     elapsed = time.monotonic() - started
-    _VISIBILITY.mode = stack.mode
-    _VISIBILITY.start_seconds = round(elapsed, 1) if stack.owned else None
-    pytestconfig.stash[_FILE_KEY] = load_settings().state_dir / "visibility.json"
+    _VISIBILITY[stack.mode].mode = stack.mode
+    _VISIBILITY[stack.mode].start_seconds = round(elapsed, 1) if stack.owned else None
+    pytestconfig.stash[_STATE_DIR_KEY] = load_settings().state_dir
     if stack.has("app_log_file"):  # this session's records start here
         _LOG_START[stack.url("app_log_file")] = LogFile.from_end(Path(stack.url("app_log_file"))).offset
     failed_before = request.session.testsfailed
@@ -102,7 +121,7 @@ def endpoint(provider: Provider) -> Callable[[str], str]:
         if provider.mode == "native" and name in NATIVE_ENDPOINTS and in_ci():
             pytest.fail(f"CI=true, so nothing native may skip: the native sandbox offers no {name!r} "
                         f"(its endpoints: {sorted(provider.urls)})", pytrace=False)
-        pytest.skip(f"not in this provider: {provider.mode} (no {name!r} endpoint)")
+        pytest.skip(provider.missing_reason(name))
 
     return get
 
@@ -128,8 +147,8 @@ def jaeger(endpoint: Callable[[str], str]) -> Jaeger:
 
 
 @pytest.fixture(scope="session")
-def visibility() -> Visibility:
-    return _VISIBILITY
+def visibility(provider: Provider) -> Visibility:
+    return _VISIBILITY[provider.mode]
 
 
 @pytest.fixture(scope="session")
@@ -147,29 +166,31 @@ def session_log(provider: Provider) -> LogFile | None:
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
-    _report_reliability(terminalreporter, config)
-    if not _VISIBILITY.measurements:
-        return
-    terminalreporter.section(f"time to visibility ({_VISIBILITY.mode} provider)")
-    started = _VISIBILITY.start_seconds
-    terminalreporter.write_line(f"the stack: {'already running' if started is None else f'started in {started}s'}")
-    terminalreporter.write_line(_VISIBILITY.table())
-    path = config.stash.get(_FILE_KEY, None)
-    if path is not None and not os.environ.get("E2E_NO_VISIBILITY_FILE"):
-        _VISIBILITY.write(path)
-        terminalreporter.write_line(f"written to {path}")
+    state_dir = config.stash.get(_STATE_DIR_KEY, None)
+    write = state_dir is not None and not os.environ.get("E2E_NO_VISIBILITY_FILE")
+    _report_reliability(terminalreporter, state_dir if write else None)
+    for mode, visibility in _VISIBILITY.items():
+        if not visibility.measurements:
+            continue
+        terminalreporter.section(f"time to visibility ({mode} provider)")
+        started = visibility.start_seconds
+        terminalreporter.write_line(f"the stack: {'already running' if started is None else f'started in {started}s'}")
+        terminalreporter.write_line(visibility.table())
+        if write:
+            path = state_dir / f"visibility-{mode}.json"
+            visibility.write(path)
+            terminalreporter.write_line(f"written to {path}")
 
 
-def _report_reliability(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
+def _report_reliability(terminalreporter: pytest.TerminalReporter, state_dir: Path | None) -> None:
     if not _RELIABILITY.faults:
         return
-    terminalreporter.section(f"faults ({_VISIBILITY.mode} provider)")
+    terminalreporter.section("faults (each line names its provider)")
     for line in _RELIABILITY.lines():
         terminalreporter.write_line(line)
-    path = config.stash.get(_FILE_KEY, None)
-    if path is not None and not os.environ.get("E2E_NO_VISIBILITY_FILE"):
-        _RELIABILITY.write(path.with_name("reliability.json"))
-        terminalreporter.write_line(f"written to {path.with_name('reliability.json')}")
+    if state_dir is not None:
+        _RELIABILITY.write(state_dir / "reliability.json")
+        terminalreporter.write_line(f"written to {state_dir / 'reliability.json'}")
 
 
 @pytest.fixture(scope="session")

@@ -24,7 +24,7 @@ import pytest
 import requests
 
 from tests.support.e2e_app import set_chaos
-from tests.support.e2e_stack import Provider, choose_provider
+from tests.support.e2e_stack import Provider
 from tests.support.scripts import load_script
 from tests.support.visibility import wait_for
 
@@ -41,15 +41,10 @@ provision = _load_provision()
 
 
 @pytest.fixture(scope="module")
-def stack(request: pytest.FixtureRequest) -> Provider:
-    """The compose provider; a skip with the reason before anything is started otherwise."""
-    how, why = choose_provider()
-    if how == "native":
-        pytest.skip(f"compose only, and the provider is the native sandbox ({why}); Filebeat, Logstash, "
-                    "Kibana and Grafana do not run natively")
-    provider: Provider = request.getfixturevalue("provider")
+def stack(provider: Provider) -> Provider:
+    """The compose provider; with the native sandbox, a skip with the reason."""
     if provider.mode != "compose":
-        pytest.skip(f"compose only: not in this provider: {provider.mode}")
+        pytest.skip("compose only: Filebeat, Logstash, Kibana and Grafana do not run natively")
     return provider
 
 

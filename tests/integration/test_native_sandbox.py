@@ -116,7 +116,7 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
     parent = Path(tempfile.mkdtemp(prefix="sandbox-test-"))
     parent.chmod(0o755)
     ports = dict(zip(PORT_KEYS, _distinct_free_ports(len(PORT_KEYS)), strict=True))
-    env = {**os.environ, "SANDBOX_DIR": str(parent / "state"),
+    env = {**os.environ, "SANDBOX_MODE": "native", "SANDBOX_DIR": str(parent / "state"),
            "SANDBOX_ENV_FILE": str(tmp_path_factory.mktemp("sandbox-env") / ".env"),
            "SANDBOX_START_TIMEOUT": str(START_TIMEOUT), **{key: str(port) for key, port in ports.items()}}
     try:

@@ -1,16 +1,19 @@
-"""The stack the end-to-end tests run against: the compose stack, or the native sandbox.
+"""The stacks the end-to-end tests run against: the compose stack and the native sandbox.
 
-``choose_provider()`` decides without starting anything, in this order:
+``start_provider(mode)`` starts one of them for the session:
 
-1. ``.sandbox/endpoints.json`` (the user's ``SANDBOX_DIR``) describes a compose stack whose app
-   answers: that stack is used as it is and left running;
-2. a Docker engine and a recent enough compose plugin answer: ``python -m sandbox up`` starts the
-   compose stack (and ``down`` stops it at the end, unless it was running before);
-3. otherwise a native sandbox of its own: a temporary ``SANDBOX_DIR`` and ``.env``
-   (``SANDBOX_ENV_FILE``, created from ``.env.example`` with fresh secrets) and a free port for every
-   ``*_PORT`` variable of ``.env.example``, all passed in the environment, which wins over ``.env``;
-   so it never meets the user's sandbox nor another test's servers. It is always stopped and
-   deleted at the end.
+- ``compose``: the user's compose stack when ``.sandbox/endpoints.json`` describes one whose app
+  answers (used as it is and left running); otherwise a compose project of the tests' own
+  (``COMPOSE_PROJECT_NAME=obs-e2e-<random>``), started with ``python -m sandbox up --mode compose`` and
+  removed at the end with its volumes (``down --volumes``). ``ProviderUnavailable`` when no Docker
+  engine with a recent enough compose plugin answers, or the app's base image is neither on this
+  machine nor pullable (``make images`` builds it where there is no registry).
+- ``native``: a native sandbox of its own, always stopped and deleted at the end.
+
+Either way the tests' own stack gets a temporary ``SANDBOX_DIR`` and ``.env`` (``SANDBOX_ENV_FILE``,
+created from ``.env.example`` with fresh secrets) and a free port for every ``*_PORT`` variable of
+``.env.example``, all passed in the environment, which wins over ``.env``; so it never meets the
+user's sandbox nor another test's servers.
 
 Tests ask for endpoints by the names of ``endpoints.json`` (``app``, ``prometheus``, ``jaeger``,
 ``app_log_file``, ...); credentials in a URL are split out into ``auth``. The fault tests stop and
@@ -23,6 +26,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import secrets
 import shutil
 import signal
 import subprocess
@@ -35,9 +40,8 @@ from urllib.parse import unquote, urlsplit
 
 import requests
 
-from sandbox import processes
-from sandbox.__main__ import docker_reachable
-from sandbox.compose import MIN_COMPOSE_VERSION, compose_command, compose_version
+from sandbox import engine, processes
+from sandbox.compose import compose_command, compose_endpoints
 from sandbox.env import ROOT, Settings, load_settings, parse_env
 from sandbox.native import endpoints_file
 from tests.support.e2e_clients import session
@@ -69,9 +73,10 @@ print(" ".join(map(str, sorted(workers))))
 """
 _APP_METRICS = ("import urllib.request; "
                 "print(urllib.request.urlopen('http://127.0.0.1:9464/metrics', timeout=10).read().decode())")
-# A first compose `up` builds the app image and pulls every other one; the native start with
-# Elasticsearch takes 30-60 s on two cores, plus the Go tools' build check.
+# A first compose `up` builds the app image (and pulls every other one where a registry answers); the
+# native start with Elasticsearch takes 30-60 s on two cores, plus the Go tools' build check.
 COMPOSE_UP_TIMEOUT = 1800
+PROVIDERS = ("compose", "native")
 # The first native start on a machine also downloads Elasticsearch (up to 15 minutes allowed there).
 NATIVE_UP_TIMEOUT = 1500
 DOWN_TIMEOUT = 300
@@ -137,8 +142,11 @@ class Provider:
     urls: dict[str, str] = field(init=False)
     auth: dict[str, tuple[str, str]] = field(init=False)
 
+    left_out: dict[str, str] = field(init=False)  # compose services not started, with the reason
+
     def __post_init__(self) -> None:
         self.endpoints.pop("mode", None)
+        self.left_out = self.endpoints.pop("left_out", None) or {}
         self.urls, self.auth = split_credentials(self.endpoints)
 
     def has(self, key: str) -> bool:
@@ -210,20 +218,33 @@ class Provider:
         return done.stdout
 
     def compose(self, *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(compose_command(self.settings, *args), capture_output=True, text=True,
+        """``docker compose ARGS`` on this stack (its project name and .env come from ``env``)."""
+        return subprocess.run(compose_command(self.settings, *args), env=self.env, capture_output=True, text=True,
                               timeout=timeout, check=False)
+
+    def missing_reason(self, name: str) -> str:
+        """Why this provider has no endpoint ``name`` (compose: the service left out, if it was)."""
+        reason = f"not in this provider: {self.mode} (no {name!r} endpoint)"
+        if self.mode == "compose" and self.left_out:
+            services = {endpoint.key: service for service, endpoint in compose_endpoints(self.settings)}
+            if (service := services.get(name)) in self.left_out:
+                reason += f": {service} is left out, {self.left_out[service]}"
+        return reason
 
     def stop(self, keep_logs: Path | None = None) -> str:
         """Stop what the tests started (nothing otherwise); the output of `down`. A native sandbox's
         logs are copied to ``keep_logs`` first (its directory is deleted)."""
         if not self.owned:
             return ""
+        if keep_logs is not None and self.mode == "compose":
+            keep_logs.mkdir(parents=True, exist_ok=True)
+            (keep_logs / "compose.log").write_text(self.compose("logs", "--no-color", "--timestamps").stdout)
         try:
-            done = self.sandbox("down", DOWN_TIMEOUT)
+            done = self.sandbox("down", DOWN_TIMEOUT, "--volumes")
             return done.stdout + done.stderr
         finally:
             if self.temp_root is not None:
-                if keep_logs is not None and self.settings.logs_dir.is_dir():
+                if keep_logs is not None and self.mode == "native" and self.settings.logs_dir.is_dir():
                     shutil.rmtree(keep_logs, ignore_errors=True)
                     shutil.copytree(self.settings.logs_dir, keep_logs)
                 if not os.environ.get("E2E_KEEP_SANDBOX"):
@@ -237,17 +258,6 @@ def _parent(pid: int) -> int | None:
         return None
 
 
-def _compose_usable() -> tuple[bool, str]:
-    if not docker_reachable():
-        return False, "no Docker engine answers `docker info`"
-    version = compose_version()
-    if version is None or version < MIN_COMPOSE_VERSION:
-        wanted = ".".join(map(str, MIN_COMPOSE_VERSION))
-        found = "missing" if version is None else ".".join(map(str, version))
-        return False, f"docker compose is {found} ({wanted}+ needed)"
-    return True, "a Docker engine and docker compose answer"
-
-
 def _running_compose(settings: Settings) -> dict[str, str] | None:
     endpoints = read_endpoints(endpoints_file(settings))
     if endpoints.get("mode") != "compose" or "app" not in endpoints:
@@ -259,39 +269,64 @@ def _running_compose(settings: Settings) -> dict[str, str] | None:
     return endpoints if ready else None
 
 
-def choose_provider() -> tuple[str, str]:
-    """("running-compose" | "compose" | "native", why), without starting anything."""
+def start_provider(mode: str) -> Provider:
+    """The stack of ``mode`` (one of PROVIDERS), started for the tests unless the user's compose stack runs."""
+    if mode == "native":
+        return _start_native()
     settings = load_settings()
-    if _running_compose(settings) is not None:
-        return "running-compose", f"{endpoints_file(settings)} describes a running compose stack"
-    usable, why = _compose_usable()
-    return ("compose" if usable else "native"), why
+    if (running := _running_compose(settings)) is not None:
+        return Provider("compose", dict(running), settings, {**os.environ}, owned=False)
+    return _start_compose()
 
 
-def start_provider() -> Provider:
-    how, _why = choose_provider()
-    if how == "running-compose":
-        settings = load_settings()
-        endpoints = _running_compose(settings) or {}
-        return Provider("compose", dict(endpoints), settings, {**os.environ}, owned=False)
-    if how == "compose":
-        return _start_compose()
-    return _start_native()
+def app_base_image(dockerfile: Path = ROOT / "app" / "Dockerfile") -> str:
+    """The image app/Dockerfile builds on (its PYTHON_IMAGE argument's default)."""
+    match = re.search(r"^ARG PYTHON_IMAGE=(\S+)", dockerfile.read_text(), re.MULTILINE)
+    if match is None:
+        raise ProviderError(f"{dockerfile} has no ARG PYTHON_IMAGE= line")
+    return match[1]
+
+
+def _image_problem() -> str | None:
+    """Why the compose stack's app image cannot be built here, or None (pulled where a registry answers)."""
+    base = app_base_image()
+    for command in (["docker", "image", "inspect", base], ["docker", "pull", "--quiet", base]):
+        if subprocess.run(command, capture_output=True, timeout=600, check=False).returncode == 0:
+            return None
+    return f"the app's base image {base} is not on this machine and cannot be pulled: `make images` builds it"
+
+
+def _own_stack_env(root: Path, **extra: str) -> dict[str, str]:
+    """The environment of a stack of the tests' own under ``root``: its .env, state and free ports."""
+    keys = port_keys()
+    ports = dict(zip(keys, _distinct_free_ports(len(keys)), strict=True))
+    env = {**os.environ, "SANDBOX_DIR": str(root / "state"), "SANDBOX_ENV_FILE": str(root / ".env"),
+           **{key: str(port) for key, port in ports.items()}, **extra}
+    env.pop("SANDBOX_MODE", None)
+    return env
 
 
 def _start_compose() -> Provider:
-    env = {**os.environ}
-    done = subprocess.run([sys.executable, "-m", "sandbox", "up"], cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=COMPOSE_UP_TIMEOUT, check=False)
-    settings = load_settings()  # `up` may just have created .env
-    if done.returncode != 0:
-        ps = subprocess.run(compose_command(settings, "ps", "--all"), capture_output=True, text=True, check=False)
-        raise ProviderError(f"`python -m sandbox up` (compose) failed ({done.returncode}):\n{done.stdout[-4000:]}\n"
-                            f"{done.stderr[-4000:]}\n{ps.stdout}")
+    if (problem := engine.compose_problem() or _image_problem()) is not None:
+        raise ProviderUnavailable(problem)
+    root = Path(tempfile.mkdtemp(prefix="e2e-compose-"))
+    env = _own_stack_env(root, COMPOSE_PROJECT_NAME=f"obs-e2e-{secrets.token_hex(4)}")
+    try:
+        done = subprocess.run([sys.executable, "-m", "sandbox", "up", "--mode", "compose"], cwd=ROOT, env=env,
+                              capture_output=True, text=True, timeout=COMPOSE_UP_TIMEOUT, check=False)
+    except subprocess.TimeoutExpired as exc:
+        _remove_own_stack(env, root)
+        raise ProviderError(f"`python -m sandbox up --mode compose` did not finish within {COMPOSE_UP_TIMEOUT}s:\n"
+                            f"{_text(exc.stdout)[-4000:]}\n{_text(exc.stderr)[-4000:]}") from None
+    settings = load_settings(environ=env)
     endpoints = read_endpoints(endpoints_file(settings))
-    if endpoints.get("mode") != "compose":
-        raise ProviderError(f"`up` chose {endpoints.get('mode')!r} although a Docker engine answers:\n{done.stdout}")
-    return Provider("compose", endpoints, settings, env, owned=True, up_output=done.stdout)
+    if done.returncode != 0 or endpoints.get("mode") != "compose":
+        ps = subprocess.run(compose_command(settings, "ps", "--all"), env=env, capture_output=True, text=True,
+                            check=False)
+        _remove_own_stack(env, root)
+        raise ProviderError(f"`python -m sandbox up --mode compose` failed ({done.returncode}):\n"
+                            f"{done.stdout[-4000:]}\n{done.stderr[-4000:]}\n{ps.stdout}")
+    return Provider("compose", endpoints, settings, env, owned=True, up_output=done.stdout, temp_root=root)
 
 
 def native_programs_problem(settings: Settings) -> str | None:
@@ -304,29 +339,25 @@ def native_programs_problem(settings: Settings) -> str | None:
 
 def _start_native() -> Provider:
     if problem := native_programs_problem(load_settings()):
-        raise ProviderUnavailable(f"no Docker engine, and the native sandbox lacks programs: {problem}")
+        raise ProviderUnavailable(f"the native sandbox lacks programs: {problem}")
     # As root, PostgreSQL and Elasticsearch run as other users, which cannot enter pytest's private
     # temporary directories: the state goes to a world-traversable one, as .sandbox/ in a checkout.
     root = Path(tempfile.mkdtemp(prefix="e2e-sandbox-"))
     root.chmod(0o755)
-    keys = port_keys()
-    ports = dict(zip(keys, _distinct_free_ports(len(keys)), strict=True))
-    env = {**os.environ, "SANDBOX_DIR": str(root / "state"), "SANDBOX_ENV_FILE": str(root / ".env"),
-           "SANDBOX_START_TIMEOUT": os.environ.get("E2E_START_TIMEOUT", NATIVE_START_TIMEOUT),
-           **{key: str(port) for key, port in ports.items()}}
+    env = _own_stack_env(root, SANDBOX_START_TIMEOUT=os.environ.get("E2E_START_TIMEOUT", NATIVE_START_TIMEOUT))
     env.pop("COMPOSE_FILE", None)
     try:
-        done = subprocess.run([sys.executable, "-m", "sandbox", "up"], cwd=ROOT, env=env, capture_output=True,
-                              text=True, timeout=NATIVE_UP_TIMEOUT, check=False)
+        done = subprocess.run([sys.executable, "-m", "sandbox", "up", "--mode", "native"], cwd=ROOT, env=env,
+                              capture_output=True, text=True, timeout=NATIVE_UP_TIMEOUT, check=False)
     except subprocess.TimeoutExpired as exc:
-        _cleanup_native(env, root)
+        _remove_own_stack(env, root)
         raise ProviderError(f"`python -m sandbox up` (native) did not finish within {NATIVE_UP_TIMEOUT}s:\n"
                             f"{_text(exc.stdout)[-4000:]}\n{_text(exc.stderr)[-4000:]}") from None
     settings = load_settings(environ=env)
     endpoints = read_endpoints(endpoints_file(settings))
     if done.returncode != 0 or endpoints.get("mode") != "native":
         logs = _log_tails(settings)
-        _cleanup_native(env, root)
+        _remove_own_stack(env, root)
         raise ProviderError(f"`python -m sandbox up` (native) failed ({done.returncode}):\n{done.stdout[-4000:]}\n"
                             f"{done.stderr[-4000:]}\n{logs}")
     return Provider("native", endpoints, settings, env, owned=True, up_output=done.stdout, temp_root=root)
@@ -348,8 +379,8 @@ def _log_tails(settings: Settings, lines: int = 12, width: int = 300) -> str:
     return "\n".join(parts)
 
 
-def _cleanup_native(env: dict[str, str], root: Path) -> None:
-    subprocess.run([sys.executable, "-m", "sandbox", "down"], cwd=ROOT, env=env, capture_output=True, text=True,
-                   timeout=DOWN_TIMEOUT, check=False)
+def _remove_own_stack(env: dict[str, str], root: Path) -> None:
+    subprocess.run([sys.executable, "-m", "sandbox", "down", "--volumes"], cwd=ROOT, env=env, capture_output=True,
+                   text=True, timeout=DOWN_TIMEOUT, check=False)
     if not os.environ.get("E2E_KEEP_SANDBOX"):
         shutil.rmtree(root, ignore_errors=True)

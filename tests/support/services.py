@@ -2,9 +2,15 @@
 
 Two providers, tried in this order:
 
-1. Docker through testcontainers (``postgres:17-alpine``, ``redis:8-alpine``), used when the
-   ``testcontainers`` package is importable and a Docker engine answers. If starting a container
-   fails anyway (say the image pull is refused), the local provider is tried next, with a warning.
+1. Docker through testcontainers, on the images docker-compose.yml names (``postgres:<POSTGRES_VERSION>-alpine``,
+   ``redis:<REDIS_VERSION>-alpine``, versions from .env.example), used when the ``testcontainers``
+   package is importable and a Docker engine answers. If starting a container fails anyway (say the
+   image is not on this machine and no registry answers: ``make images`` builds it), the local
+   provider is tried next, with a warning. Ports are published on 127.0.0.1 only. Two settings suit
+   machines without a registry or inside a container, unless already set: Ryuk (the reaper of left
+   containers) is disabled when its image is not on this machine (every handle removes its own
+   container in ``close()``), and on a host that is itself a container (``/.dockerenv``) the
+   containers are reached at the engine's host, not the bridge gateway.
 2. Local server binaries (Debian's ``postgresql`` and ``redis-server`` packages), started on free
    ports bound to 127.0.0.1 only, in temporary directories. PostgreSQL refuses to run as root, so
    as root its tools run as the ``postgres`` system user through ``runuser``.
@@ -28,6 +34,7 @@ import contextlib
 import functools
 import importlib
 import importlib.util
+import os
 import pwd
 import secrets
 import shutil
@@ -40,13 +47,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
+from sandbox import engine, redis_server
 from sandbox import postgres as pg
-from sandbox import redis_server
 from sandbox.common import LOG_TAIL_LINES, LOOPBACK, MissingToolError, tail, wait_ready
+from sandbox.env import ROOT, parse_env
 
 READY_TIMEOUT = 30.0  # seconds a server gets to answer after being started
-_PG_IMAGE = "postgres:17-alpine"
-_REDIS_IMAGE = "redis:8-alpine"
+_PINS = parse_env((ROOT / ".env.example").read_text())
+_PG_IMAGE = f"postgres:{_PINS['POSTGRES_VERSION']}-alpine"
+_REDIS_IMAGE = f"redis:{_PINS['REDIS_VERSION']}-alpine"
 # Durability is worthless for throwaway test data and costs seconds per run.
 _PG_TUNING = {"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"}
 
@@ -157,22 +166,34 @@ def _docker_problem() -> str | None:
     if importlib.util.find_spec("testcontainers") is None:
         return "the testcontainers package is not installed"
     if shutil.which("docker"):
+        if not engine.docker_reachable():
+            return "no Docker engine answers `docker version`"
+    else:  # no CLI: ask the engine at DOCKER_HOST (or the default socket) through docker-py
         try:
-            info = subprocess.run(
-                ["docker", "info"], capture_output=True, stdin=subprocess.DEVNULL, timeout=5, check=False
-            )
-        except subprocess.TimeoutExpired:
-            return "`docker info` did not answer within 5s"
-        return None if info.returncode == 0 else "`docker info` failed: no Docker engine is reachable"
-    try:  # no CLI: ask the engine at DOCKER_HOST (or the default socket) through docker-py
+            client = importlib.import_module("docker").from_env(timeout=5)
+            try:
+                client.ping()
+            finally:
+                client.close()
+        except Exception as exc:
+            return f"no Docker engine answers: {exc!r}"
+    _configure_testcontainers()
+    return None
+
+
+def _configure_testcontainers() -> None:
+    """Settings testcontainers reads from the environment (module doc); the connection mode on its
+    first import, so that comes first, Ryuk's switch when a container starts."""
+    if Path("/.dockerenv").exists():
+        os.environ.setdefault("TESTCONTAINERS_CONNECTION_MODE", "docker_host")
+    if "TESTCONTAINERS_RYUK_DISABLED" not in os.environ:
+        ryuk_image = importlib.import_module("testcontainers.core.config").testcontainers_config.ryuk_image
         client = importlib.import_module("docker").from_env(timeout=5)
         try:
-            client.ping()
+            present = bool(client.images.list(name=ryuk_image))
         finally:
             client.close()
-    except Exception as exc:
-        return f"no Docker engine answers: {exc!r}"
-    return None
+        os.environ["TESTCONTAINERS_RYUK_DISABLED"] = "false" if present else "true"
 
 
 def _testcontainers_class(module: str, name: str) -> Any:
@@ -215,8 +236,8 @@ class _DockerService:
 
 def _run_container(container: Any, internal_port: int) -> tuple[str, int]:
     """Start the container; return the host and port to reach ``internal_port`` at."""
-    # A fixed host port, unlike the default random one, survives a container stop/start.
-    container.with_bind_ports(internal_port, free_port())
+    # A fixed host port, unlike the default random one, survives a container stop/start; on loopback only.
+    container.with_bind_ports(internal_port, (LOOPBACK, free_port()))
     try:
         container.start()
         return container.get_container_host_ip(), int(container.get_exposed_port(internal_port))

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from sandbox.__main__ import docker_reachable, main
+from sandbox.__main__ import main
 from sandbox.components import COMPONENTS, native
+from sandbox.engine import docker_reachable, parse_version
 
 
 def _fake_docker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, script: str) -> None:
@@ -19,7 +20,8 @@ def _fake_docker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, script: str) -
     monkeypatch.setenv("PATH", f"{docker.parent}{os.pathsep}{os.environ['PATH']}")  # ours first
 
 
-@pytest.mark.parametrize(("script", "reachable"), [("exit 0", True), ("exit 1", False), ("exec sleep 5", False)])
+@pytest.mark.parametrize(("script", "reachable"), [("echo 20.10.24+dfsg1", True), ("exit 1", False),
+                                                  ("exec sleep 5", False), ("exit 0", False)])
 def test_docker_is_reachable_only_when_docker_info_succeeds_in_time(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, script: str, reachable: bool
 ) -> None:
@@ -32,8 +34,18 @@ def test_no_docker_cli_means_no_docker(tmp_path: Path, monkeypatch: pytest.Monke
     assert not docker_reachable()
 
 
+@pytest.mark.parametrize(("text", "version"), [("20.10.24+dfsg1", (20, 10, 24)), ("v2.24.0-desktop.1", (2, 24, 0)),
+                                               ("28.2", (28, 2)), ("dev", None), ("", None)])
+def test_versions_are_read_as_the_tools_print_them(text: str, version: tuple[int, ...] | None) -> None:
+    assert parse_version(text) == version
+
+
+@pytest.mark.parametrize("engine_answers", [True, False])
 def test_down_and_status_with_nothing_running(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                              capsys: pytest.CaptureFixture[str]) -> None:
+                                              capsys: pytest.CaptureFixture[str], engine_answers: bool) -> None:
+    """SANDBOX_MODE=native: the same answer whether or not a Docker engine answers."""
+    _fake_docker(tmp_path, monkeypatch, "echo 28.2.2" if engine_answers else "exit 1")
+    monkeypatch.setenv("SANDBOX_MODE", "native")
     monkeypatch.setenv("SANDBOX_DIR", str(tmp_path / "state"))
     monkeypatch.setenv("SANDBOX_ENV_FILE", str(tmp_path / ".env"))
     assert main(["down"]) == 0

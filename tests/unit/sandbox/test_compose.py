@@ -8,31 +8,51 @@ import stat
 from pathlib import Path
 
 import pytest
+import yaml
 
-from sandbox import native
+from sandbox import compose, native
+from sandbox import engine as engine_module
 from sandbox.__main__ import main
-from sandbox.compose import compose_version
-from sandbox.env import ROOT, SECRET_SUFFIXES, parse_env
+from sandbox.engine import compose_version
+from sandbox.env import ROOT, SECRET_SUFFIXES, load_settings, parse_env
+
+# A model as `docker compose config --format json` prints it, reduced to what `up` reads.
+MODEL = {"services": {
+    "app": {"image": "observability-stack/app:local", "build": {"context": "."}, "depends_on": {"postgres": {}}},
+    "postgres": {"image": "postgres:17-alpine"},
+    "elasticsearch": {"image": "elasticsearch:9.5.4"},
+    "setup": {"image": "observability-stack/app:local", "depends_on": {"elasticsearch": {}}},
+    "kibana": {"image": "kibana:9.5.4", "depends_on": {"elasticsearch": {}}},
+    "grafana": {"image": "grafana/grafana", "depends_on": {"setup": {}, "postgres": {}}},
+}}
+EVERY_IMAGE = ("observability-stack/app:local", "postgres:17-alpine", "elasticsearch:9.5.4", "kibana:9.5.4",
+               "grafana/grafana:latest")
 
 
-def fake_docker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *, compose: str = "2.30.0", up_rc: int = 0,
-                info_rc: int = 0) -> Path:
-    """A `docker` on PATH: `info` answers info_rc, `compose version --short` prints `compose` (or
-    fails when empty), `compose ... up` exits up_rc; every call is appended to the returned log."""
+def fake_docker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *, engine: str = "28.2.2", compose: str = "2.30.0",
+                up_rc: int = 0, images: tuple[str, ...] = EVERY_IMAGE) -> Path:
+    """A `docker` on PATH: the server `version` prints `engine` (fails when empty), `compose version
+    --short` prints `compose` (fails when empty), `compose config` prints MODEL, `images` lists
+    `images`, `compose ... up` exits up_rc; every call is appended to the returned log."""
     log = tmp_path / "docker.log"
+    model = tmp_path / "model.json"
+    model.write_text(json.dumps(MODEL))
     docker = tmp_path / "bin" / "docker"
     docker.parent.mkdir(exist_ok=True)
     docker.write_text(f"""#!/bin/sh
 echo "$*" >> {log}
 case "$*" in
-  info*) exit {info_rc} ;;
+  "version --format"*) [ -n "{engine}" ] && echo "{engine}" && exit 0; exit 1 ;;
   "compose version --short") [ -n "{compose}" ] && echo "{compose}" && exit 0; exit 1 ;;
+  "images "*) printf '%s\\n' {" ".join(images)} ;;
+  *" config --format json") cat {model} ;;
   *" up "*) exit {up_rc} ;;
 esac
 exit 0
 """)
     docker.chmod(0o755)
     monkeypatch.setenv("PATH", f"{docker.parent}{os.pathsep}{os.environ['PATH']}")
+    engine_module.engine_needs_start_interval_override.cache_clear()
     return log
 
 
@@ -63,7 +83,8 @@ def test_up_runs_compose_and_writes_the_endpoints(sandbox_env: Path, monkeypatch
     assert main(["up"]) == 0
     calls = log.read_text().splitlines()
     env_file = sandbox_env / ".env"
-    assert f"compose --project-directory {ROOT} --env-file {env_file} up --detach --wait --wait-timeout 900" in calls
+    assert (f"compose --project-directory {ROOT} --env-file {env_file} up --detach --wait --wait-timeout 900 "
+            f"--remove-orphans {' '.join(MODEL['services'])}") in calls
 
     endpoints_path = sandbox_env / "state" / "endpoints.json"
     assert stat.S_IMODE(endpoints_path.stat().st_mode) == 0o600  # it holds passwords
@@ -73,6 +94,7 @@ def test_up_runs_compose_and_writes_the_endpoints(sandbox_env: Path, monkeypatch
     assert {"metrics", "worker_metrics"}.isdisjoint(endpoints)  # not published in compose
     assert {"app", "postgres", "redis", "webhook_sink", "smtp", "mailpit", "prometheus", "alertmanager", "jaeger",
             "elasticsearch", "kibana", "grafana"} <= set(endpoints)
+    assert endpoints.pop("left_out") == {}
     assert endpoints["app"] == "http://127.0.0.1:8000"
     assert endpoints["elasticsearch"] == f"http://elastic:{secrets['ELASTIC_PASSWORD']}@127.0.0.1:9200"
     assert endpoints["postgres"] == f"postgresql://app:{secrets['POSTGRES_PASSWORD']}@127.0.0.1:5432/app"
@@ -94,15 +116,99 @@ def test_a_failed_compose_up_writes_no_endpoints(sandbox_env: Path, monkeypatch:
     assert "make doctor" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize(("compose", "info_rc"), [("2.20.0", 0), ("", 0), ("2.30.0", 1)])
+@pytest.mark.parametrize(("compose", "engine"), [("2.20.0", "28.2.2"), ("", "28.2.2"), ("2.30.0", ""),
+                                                 ("2.30.0", "19.03.15")])
 def test_up_falls_back_to_native_without_a_usable_compose(sandbox_env: Path, monkeypatch: pytest.MonkeyPatch,
-                                                          compose: str, info_rc: int) -> None:
-    log = fake_docker(sandbox_env, monkeypatch, compose=compose, info_rc=info_rc)
+                                                          capsys: pytest.CaptureFixture[str], compose: str,
+                                                          engine: str) -> None:
+    log = fake_docker(sandbox_env, monkeypatch, compose=compose, engine=engine)
     started = []
     monkeypatch.setattr(native, "up", lambda s: started.append(s) or 0)
     assert main(["up"]) == 0
     assert started
     assert not any(" up " in f" {call} " for call in log.read_text().splitlines())
+    assert "Native processes: " in capsys.readouterr().out  # and why
+
+
+@pytest.mark.parametrize(("asked", "how"), [("--mode=native", "argument"), ("native", "SANDBOX_MODE")])
+def test_native_mode_asked_for_never_asks_docker(sandbox_env: Path, monkeypatch: pytest.MonkeyPatch, asked: str,
+                                                 how: str) -> None:
+    log = fake_docker(sandbox_env, monkeypatch)
+    started = []
+    monkeypatch.setattr(native, "up", lambda s: started.append(s) or 0)
+    if how == "SANDBOX_MODE":
+        monkeypatch.setenv("SANDBOX_MODE", asked)
+    assert main(["up", asked] if how == "argument" else ["up"]) == 0
+    assert started
+    assert not log.exists()
+
+
+def test_compose_mode_asked_for_fails_when_compose_cannot_run(sandbox_env: Path, monkeypatch: pytest.MonkeyPatch,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    fake_docker(sandbox_env, monkeypatch, engine="")
+    monkeypatch.setattr(native, "up", _never_native)
+    assert main(["up", "--mode", "compose"]) == 2
+    assert "no Docker engine answers" in capsys.readouterr().err
+
+
+def test_services_without_an_image_are_left_out_with_their_dependents(
+    sandbox_env: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    log = fake_docker(sandbox_env, monkeypatch, images=("postgres:17-alpine", "grafana/grafana:latest"))
+    monkeypatch.setattr(native, "up", _never_native)
+    assert main(["up"]) == 0
+    calls = log.read_text().splitlines()
+    # A pull is tried for the missing images only (a registry may have them), then the rest starts.
+    assert any(call.endswith("pull --quiet --ignore-pull-failures elasticsearch kibana") for call in calls)
+    assert any(call.endswith("--remove-orphans app postgres") for call in calls)
+    endpoints = json.loads((sandbox_env / "state" / "endpoints.json").read_text())
+    assert set(endpoints["left_out"]) == {"elasticsearch", "setup", "kibana", "grafana"}
+    assert endpoints["left_out"]["setup"] == "needs elasticsearch, left out"
+    assert endpoints["left_out"]["grafana"] == "needs setup, left out"
+    assert {"elasticsearch", "kibana", "grafana"}.isdisjoint(endpoints)
+    out = capsys.readouterr().out
+    assert "left out: image kibana:9.5.4 is not on this machine and could not be pulled" in out
+    assert "make images" in out
+
+
+def test_the_plan_keeps_what_compose_builds_and_what_is_present() -> None:
+    chosen = compose.plan(MODEL["services"], set(EVERY_IMAGE))
+    assert chosen.started == list(MODEL["services"]) and chosen.left_out == {}
+    assert compose.image_reference("grafana/grafana") == "grafana/grafana:latest"
+    assert compose.image_reference("localhost:5000/x@sha256:ab") == "localhost:5000/x@sha256:ab"
+
+
+@pytest.mark.parametrize(("engine", "override"), [("20.10.24+dfsg1", True), ("24.0.9", True), ("25.0.3", False)])
+def test_an_engine_before_25_gets_the_start_interval_override(sandbox_env: Path, monkeypatch: pytest.MonkeyPatch,
+                                                              engine: str, override: bool) -> None:
+    fake_docker(sandbox_env, monkeypatch, engine=engine)
+    command = compose.compose_command(load_settings(), "ps")
+    written = sandbox_env / "state" / "compose.engine-before-25.yml"
+    assert (["--file", str(ROOT / "docker-compose.yml"), "--file", str(written)] == command[6:10]) is override
+    assert written.exists() is override
+    if override:
+        assert "start_interval: !reset null" in written.read_text()
+
+
+def test_the_override_drops_start_interval_and_probes_at_most_every_5_seconds(tmp_path: Path) -> None:
+    compose_file = tmp_path / "compose.yml"
+    compose_file.write_text("""services:
+  slow: {healthcheck: {test: [CMD, "true"], interval: 30s, start_interval: 2s}}
+  quick: {healthcheck: {test: [CMD, "true"], interval: 3s, start_interval: 1s}}
+  plain: {healthcheck: {test: [CMD, "true"], interval: 30s}}
+  none: {image: x}
+""")
+    text = compose.start_interval_override([compose_file])
+    model = yaml.load(text, Loader=_ResetLoader)
+    assert model == {"services": {"slow": {"healthcheck": {"start_interval": "RESET", "interval": "5s"}},
+                                  "quick": {"healthcheck": {"start_interval": "RESET"}}}}
+
+
+class _ResetLoader(yaml.SafeLoader):
+    """Reads compose's `!reset` tag as the string RESET."""
+
+
+_ResetLoader.add_constructor("!reset", lambda _loader, _node: "RESET")
 
 
 def test_down_and_status_follow_the_recorded_mode(sandbox_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -112,5 +218,7 @@ def test_down_and_status_follow_the_recorded_mode(sandbox_env: Path, monkeypatch
     assert main(["status"]) == 0
     assert main(["down"]) == 0
     calls = [call.split(" --env-file ")[-1].split(" ", 1)[-1] for call in log.read_text().splitlines()]
-    assert calls[-2:] == ["ps --all", "down"]
+    assert calls[-2:] == ["ps --all", "down --remove-orphans"]
+    assert main(["down", "--volumes"]) == 0  # nothing recorded any more: compose, as an engine answers
+    assert log.read_text().splitlines()[-1].endswith("down --remove-orphans --volumes")
     assert not (sandbox_env / "state" / "endpoints.json").exists()

@@ -48,10 +48,15 @@ def test_compose_version(version: tuple[int, int, int] | None, verdict: str) -> 
     assert doctor.check_compose(version).verdict == verdict
 
 
-@pytest.mark.parametrize(("version", "verdict"), [("28.2.2", "ok"), ("25.0.0", "ok"), ("24.0.9", "fail"),
-                                                  (None, "warn")])
+@pytest.mark.parametrize(("version", "verdict"), [("28.2.2", "ok"), ("25.0.0", "ok"), ("24.0.9", "ok"),
+                                                  ("20.10.24+dfsg1", "ok"), ("19.03.15", "fail"), (None, "warn")])
 def test_engine_version(version: str | None, verdict: str) -> None:
     assert doctor.check_engine(version, cli_present=True).verdict == verdict
+
+
+@pytest.mark.parametrize(("version", "override_said"), [("20.10.24+dfsg1", True), ("24.0.9", True), ("25.0.0", False)])
+def test_an_engine_before_25_is_told_about_the_healthcheck_override(version: str, override_said: bool) -> None:
+    assert ("start_interval" in doctor.check_engine(version, cli_present=True).detail) is override_said
 
 
 def test_no_docker_cli_is_a_warning_not_a_failure() -> None:
