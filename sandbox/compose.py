@@ -10,8 +10,16 @@ only compose has, and ``"left_out"``. The app's and the worker's metrics ports a
 compose (Prometheus scrapes them inside the compose network), so ``metrics`` and ``worker_metrics``
 are absent.
 
-Engines older than 25 refuse ``healthcheck.start_interval``: for them every compose command gets a
-generated override (``start_interval_override``) that drops it and probes more often instead.
+Every compose command names the compose files (COMPOSE_FILE, else docker-compose.yml) and generated
+overrides after them, written under ``<SANDBOX_DIR>/compose/``, so that ``up``, ``stop``, ``start``
+and ``logs`` always see the same model:
+
+- ``sandbox.yml`` (``sandbox_override``): the sandbox's shortcuts of .env (SANDBOX_SCRAPE_INTERVAL,
+  SANDBOX_ALERT_FOR, SANDBOX_ALERT_GROUP_*, SANDBOX_SPAN_EXPORT_DELAY_MS), as the native sandbox
+  has them, so an alert shows within a minute; the files themselves keep their production values,
+  which a plain ``docker compose up`` uses.
+- ``engine-before-25.yml`` (``start_interval_override``), for engines older than 25, which refuse
+  ``healthcheck.start_interval``: it drops it and probes more often instead.
 """
 
 from __future__ import annotations
@@ -28,7 +36,7 @@ from urllib.parse import quote
 
 import yaml
 
-from sandbox import engine
+from sandbox import engine, monitoring
 from sandbox import postgres as pg
 from sandbox.common import LOOPBACK
 from sandbox.components import Endpoint, http_url, masked, redis_url
@@ -48,7 +56,8 @@ WAIT_TIMEOUT_SECONDS = 900
 # service healthy within seconds of its start, for the price of a probe every 5 s for its whole life.
 COMPAT_HEALTH_INTERVAL_SECONDS = 5
 DEFAULT_COMPOSE_FILE = "docker-compose.yml"
-_OVERRIDE_NAME = "compose.engine-before-25.yml"
+# The services whose spans the sandbox exports within SANDBOX_SPAN_EXPORT_DELAY_MS.
+TRACED_SERVICES = ("app", "worker")
 
 
 def compose_files(s: Settings) -> list[str]:
@@ -87,18 +96,47 @@ def start_interval_override(files: Iterable[Path]) -> str:
             "# healthcheck.start_interval (README: Docker engines). Do not edit: it is written again.\n" + text)
 
 
-def compose_command(s: Settings, *args: str) -> list[str]:
-    """``docker compose`` for this repository's stack, with the settings' .env file (and, on an engine
-    older than 25, the compose files named with the override after them)."""
-    command = ["docker", "compose", "--project-directory", str(s.root), "--env-file", str(s.env_file)]
+def sandbox_override(s: Settings, home: Path) -> str:
+    """The sandbox's shortcuts for the compose stack; Prometheus's configuration is written under ``home``."""
+    config = monitoring.write_sandbox_prometheus(s, home / "prometheus")
+    mounts = [{"type": "bind", "source": str(path), "target": f"/etc/prometheus/{path.name}", "read_only": True}
+              for path in (config, config.parent / "rules")]
+    delay = {"OTEL_BSP_SCHEDULE_DELAY": s["SANDBOX_SPAN_EXPORT_DELAY_MS"]}
+    services: dict[str, Any] = {
+        "prometheus": {"volumes": mounts},
+        "alertmanager": {"environment": {"ALERT_GROUP_WAIT": s["SANDBOX_ALERT_GROUP_WAIT"],
+                                         "ALERT_GROUP_INTERVAL": s["SANDBOX_ALERT_GROUP_INTERVAL"]}},
+        **{service: {"environment": delay} for service in TRACED_SERVICES},
+    }
+    return ("# Written by `python -m sandbox` from the SANDBOX_* settings of .env (README: The sandbox's\n"
+            "# shortcuts). Do not edit: it is written again by every `make up`.\n"
+            + yaml.safe_dump({"services": services}, sort_keys=True))
+
+
+def write_overrides(s: Settings) -> list[Path]:
+    """Write the generated overrides this machine needs (module doc); returns their paths in order."""
+    home = s.state_dir / "compose"
+    home.mkdir(parents=True, exist_ok=True)
+    home.chmod(0o755)  # Prometheus (nobody) reads its mounted configuration below it
+    written = [home / "sandbox.yml"]
+    written[0].write_text(sandbox_override(s, home))
     if engine.engine_needs_start_interval_override():
-        files = [s.root / name for name in compose_files(s)]
-        override = s.state_dir / _OVERRIDE_NAME
-        override.parent.mkdir(parents=True, exist_ok=True)
-        override.write_text(start_interval_override(files))
-        for file in (*files, override):
-            command += ["--file", str(file)]
-    return [*command, *args]
+        written.append(home / "engine-before-25.yml")
+        written[1].write_text(start_interval_override([s.root / name for name in compose_files(s)]))
+    return written
+
+
+def compose_command(s: Settings, *args: str) -> list[str]:
+    """``docker compose`` for this repository's stack: the settings' .env file, the compose files and the
+    generated overrides (written by ``up``; by the first command that needs them otherwise)."""
+    overrides = [s.state_dir / "compose" / "sandbox.yml"]
+    if engine.engine_needs_start_interval_override():
+        overrides.append(s.state_dir / "compose" / "engine-before-25.yml")
+    if not all(path.exists() for path in overrides):
+        overrides = write_overrides(s)
+    files = [*(s.root / name for name in compose_files(s)), *overrides]
+    return ["docker", "compose", "--project-directory", str(s.root), "--env-file", str(s.env_file),
+            *(arg for path in files for arg in ("--file", str(path))), *args]
 
 
 def _run(command: Sequence[str]) -> int:
@@ -164,7 +202,7 @@ def plan_services(s: Settings) -> Plan:
 
 
 def up(s: Settings) -> int:
-    s.state_dir.mkdir(parents=True, exist_ok=True)
+    write_overrides(s)  # .env may have changed since the last `up`
     chosen = plan_services(s)
     for service, why in chosen.left_out.items():
         print(f"  left out: {service}: {why}")

@@ -93,14 +93,28 @@ def target_files(config: str) -> dict[str, str]:
     return files
 
 
-def write_prometheus_config(s: Settings, home: Path) -> Path:
-    """The configuration tree under ``home``; returns the path of its prometheus.yml."""
+def write_sandbox_prometheus(s: Settings, home: Path) -> Path:
+    """prometheus.yml with the sandbox's interval and rules/ with its shortened `for`s, under ``home``
+    (both modes use them); returns the path of prometheus.yml."""
     source_dir = s.root / "prometheus"
-    source = (source_dir / "prometheus.yml").read_text()
     home.mkdir(parents=True, exist_ok=True)
     config = home / "prometheus.yml"
-    config.write_text(sandbox_prometheus_yml(source, s["SANDBOX_SCRAPE_INTERVAL"]))
-    files = target_files(source)
+    config.write_text(sandbox_prometheus_yml((source_dir / "prometheus.yml").read_text(), s["SANDBOX_SCRAPE_INTERVAL"]))
+    overrides = s["SANDBOX_ALERT_FOR"].split()
+    done = subprocess.run(  # noqa: S603 - the project's own script
+        [sys.executable, str(source_dir / "override_for.py"), str(source_dir / "rules"), str(home / "rules"),
+         *overrides], capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=_TIMEOUT, check=False,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"prometheus/override_for.py failed (SANDBOX_ALERT_FOR={s['SANDBOX_ALERT_FOR']!r}): "
+                           f"{done.stderr.strip()}")
+    return config
+
+
+def write_prometheus_config(s: Settings, home: Path) -> Path:
+    """The native configuration tree under ``home``; returns the path of its prometheus.yml."""
+    config = write_sandbox_prometheus(s, home)
+    files = target_files((s.root / "prometheus" / "prometheus.yml").read_text())
     if unknown := sorted(set(files) - set(TARGET_PORTS)):
         raise ValueError(f"prometheus.yml has jobs the native sandbox has no target for: {', '.join(unknown)}")
     for job, relative in files.items():
@@ -110,14 +124,6 @@ def write_prometheus_config(s: Settings, home: Path) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
         note = f"{port_key} of .env" if port_key else "not run natively"
         path.write_text(f"# Written by the native sandbox: the `{job}` job ({note}).\n- targets: {targets}\n")
-    overrides = s["SANDBOX_ALERT_FOR"].split()
-    done = subprocess.run(  # noqa: S603 - the project's own script
-        [sys.executable, str(source_dir / "override_for.py"), str(source_dir / "rules"), str(home / "rules"),
-         *overrides], capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=_TIMEOUT, check=False,
-    )
-    if done.returncode != 0:
-        raise RuntimeError(f"prometheus/override_for.py failed (SANDBOX_ALERT_FOR={s['SANDBOX_ALERT_FOR']!r}): "
-                           f"{done.stderr.strip()}")
     return config
 
 

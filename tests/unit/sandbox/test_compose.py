@@ -83,7 +83,9 @@ def test_up_runs_compose_and_writes_the_endpoints(sandbox_env: Path, monkeypatch
     assert main(["up"]) == 0
     calls = log.read_text().splitlines()
     env_file = sandbox_env / ".env"
-    assert (f"compose --project-directory {ROOT} --env-file {env_file} up --detach --wait --wait-timeout 900 "
+    overrides = sandbox_env / "state" / "compose"
+    assert (f"compose --project-directory {ROOT} --env-file {env_file} --file {ROOT}/docker-compose.yml "
+            f"--file {overrides}/sandbox.yml up --detach --wait --wait-timeout 900 "
             f"--remove-orphans {' '.join(MODEL['services'])}") in calls
 
     endpoints_path = sandbox_env / "state" / "endpoints.json"
@@ -183,8 +185,9 @@ def test_an_engine_before_25_gets_the_start_interval_override(sandbox_env: Path,
                                                               engine: str, override: bool) -> None:
     fake_docker(sandbox_env, monkeypatch, engine=engine)
     command = compose.compose_command(load_settings(), "ps")
-    written = sandbox_env / "state" / "compose.engine-before-25.yml"
-    assert (["--file", str(ROOT / "docker-compose.yml"), "--file", str(written)] == command[6:10]) is override
+    written = sandbox_env / "state" / "compose" / "engine-before-25.yml"
+    assert (command[-3:-1] == ["--file", str(written)]) is override
+    assert command[-1] == "ps"
     assert written.exists() is override
     if override:
         assert "start_interval: !reset null" in written.read_text()
@@ -204,6 +207,24 @@ def test_the_override_drops_start_interval_and_probes_at_most_every_5_seconds(tm
                                   "quick": {"healthcheck": {"start_interval": "RESET"}}}}
 
 
+def test_the_sandbox_override_carries_the_sandbox_settings(sandbox_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SANDBOX_ALERT_GROUP_WAIT", "7s")
+    monkeypatch.setenv("SANDBOX_SPAN_EXPORT_DELAY_MS", "250")
+    s = load_settings()
+    model = yaml.safe_load(compose.sandbox_override(s, sandbox_env / "home"))["services"]
+    assert model["alertmanager"]["environment"]["ALERT_GROUP_WAIT"] == "7s"
+    assert {model[name]["environment"]["OTEL_BSP_SCHEDULE_DELAY"] for name in ("app", "worker")} == {"250"}
+    mounts = {mount["target"]: Path(mount["source"]) for mount in model["prometheus"]["volumes"]}
+    assert set(mounts) == {"/etc/prometheus/prometheus.yml", "/etc/prometheus/rules"}
+    config = yaml.safe_load(mounts["/etc/prometheus/prometheus.yml"].read_text())
+    assert config["global"]["scrape_interval"] == s["SANDBOX_SCRAPE_INTERVAL"]
+    alert, shortened = s["SANDBOX_ALERT_FOR"].split("=")
+    rules = [rule for path in mounts["/etc/prometheus/rules"].glob("*.yml")
+             for group in yaml.safe_load(path.read_text())["groups"] for rule in group["rules"]]
+    shortened_rules = [rule["for"] for rule in rules if rule.get("alert") == alert]  # a critical and a warning twin
+    assert shortened_rules and set(shortened_rules) == {shortened}
+
+
 class _ResetLoader(yaml.SafeLoader):
     """Reads compose's `!reset` tag as the string RESET."""
 
@@ -217,7 +238,7 @@ def test_down_and_status_follow_the_recorded_mode(sandbox_env: Path, monkeypatch
     assert main(["up"]) == 0
     assert main(["status"]) == 0
     assert main(["down"]) == 0
-    calls = [call.split(" --env-file ")[-1].split(" ", 1)[-1] for call in log.read_text().splitlines()]
+    calls = [call.split("/sandbox.yml ")[-1] for call in log.read_text().splitlines()]
     assert calls[-2:] == ["ps --all", "down --remove-orphans"]
     assert main(["down", "--volumes"]) == 0  # nothing recorded any more: compose, as an engine answers
     assert log.read_text().splitlines()[-1].endswith("down --remove-orphans --volumes")

@@ -1,7 +1,10 @@
-"""Docker engines older than 25 (Debian 12's docker.io is 20.10): every compose variant, with the
-override that `python -m sandbox` writes for them, loads as compose loads it, keeps no
-healthcheck.start_interval, and probes every COMPAT_HEALTH_INTERVAL_SECONDS at most where the file
-relied on start_interval for a quick start."""
+"""The overrides `python -m sandbox` writes (sandbox/compose.py), loaded with every compose variant as
+compose loads them.
+
+- Docker engines older than 25 (Debian 12's docker.io is 20.10): no healthcheck.start_interval, and a
+  probe every COMPAT_HEALTH_INTERVAL_SECONDS at most where the file relied on start_interval.
+- The sandbox's shortcuts: Prometheus's configuration and rules replaced (not mounted twice), the rest
+  of every service as the files have it."""
 
 from __future__ import annotations
 
@@ -12,7 +15,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from sandbox.compose import COMPAT_HEALTH_INTERVAL_SECONDS, start_interval_override
+from sandbox.compose import COMPAT_HEALTH_INTERVAL_SECONDS, sandbox_override, start_interval_override
+from sandbox.env import load_settings
 from tests.static.compose.stack import REPO, VARIANTS
 from tests.support.tools import tool_path
 
@@ -61,3 +65,23 @@ class _Loader(yaml.SafeLoader):
 
 
 _Loader.add_constructor("!reset", lambda _loader, _node: None)
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_the_sandbox_override_replaces_prometheus_configuration(variant: str, filled_env_file: Path,
+                                                                 tmp_path: Path) -> None:
+    files = list(VARIANTS[variant])
+    override = tmp_path / "sandbox.yml"
+    override.write_text(sandbox_override(load_settings(environ={"SANDBOX_ENV_FILE": str(filled_env_file)}), tmp_path))
+    before = _project(files, filled_env_file)["services"]
+    after = _project([*files, override], filled_env_file)["services"]
+    mounts = {volume["target"]: volume["source"] for volume in after["prometheus"]["volumes"]}
+    assert len(mounts) == len(after["prometheus"]["volumes"])  # each target once
+    assert mounts["/etc/prometheus/prometheus.yml"] == str(tmp_path / "prometheus" / "prometheus.yml")
+    assert mounts["/etc/prometheus/rules"] == str(tmp_path / "prometheus" / "rules")
+    assert len(after["prometheus"]["volumes"]) == len(before["prometheus"]["volumes"])
+    for name in ("app", "worker", "alertmanager"):
+        added = set(after[name]["environment"]) - set(before[name]["environment"])
+        assert added <= {"OTEL_BSP_SCHEDULE_DELAY", "ALERT_GROUP_WAIT", "ALERT_GROUP_INTERVAL"}, (name, added)
+    untouched = set(before) - {"prometheus", "app", "worker", "alertmanager"}
+    assert {name: after[name] for name in untouched} == {name: before[name] for name in untouched}
