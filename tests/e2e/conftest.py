@@ -45,7 +45,8 @@ START_BUDGET_SECONDS = 1800
 DEFAULT_TEST_TIMEOUT_SECONDS = 300
 _VISIBILITY = {mode: Visibility() for mode in PROVIDERS}
 _RELIABILITY = Reliability()
-FAULTS_MODULE = "test_faults.py"
+# Run last in their provider's group, in this order: faults stop parts of the stack, the lifecycle ends it.
+LAST_MODULES = ("test_faults.py", "test_compose_lifecycle.py")
 _STATE_DIR_KEY = pytest.StashKey[Path]()
 _LOG_START: dict[str, int] = {}
 
@@ -61,14 +62,15 @@ def selected_providers() -> list[str]:
     return chosen
 
 
-def _run_order(item: pytest.Item) -> tuple[int, bool]:
-    """One provider after the other (each stack started once), and within each the faults last: the
-    other tests need the whole stack up, and a fault's after-effects (an alert still firing, Redis
-    emptied) must not meet them."""
+def _run_order(item: pytest.Item) -> tuple[int, int]:
+    """One provider after the other (each stack started once), and within each the faults, then the
+    lifecycle, last: the other tests need the whole stack up, and a fault's after-effects (an alert
+    still firing, Redis emptied) must not meet them."""
     callspec = getattr(item, "callspec", None)
     mode = callspec.params.get("provider") if callspec else None
-    faults = Path(item.fspath).name == FAULTS_MODULE and Path(item.fspath).is_relative_to(HERE)
-    return (PROVIDERS.index(mode) if mode in PROVIDERS else -1, faults)
+    path = Path(item.fspath)
+    last = LAST_MODULES.index(path.name) + 1 if path.name in LAST_MODULES and path.is_relative_to(HERE) else 0
+    return (PROVIDERS.index(mode) if mode in PROVIDERS else -1, last)
 
 
 @pytest.hookimpl(trylast=True)  # after pytest's own grouping by fixture parameters
