@@ -1,0 +1,89 @@
+"""Every image of the compose stack that is on this machine, checked against what compose relies on
+(tests/static/compose/images.py, researched in the upstream Dockerfiles): the programs its
+healthchecks and commands run, its named users' uid and gid, and the owner, group and mode of the
+directories named volumes are mounted on (a new volume starts as their copy).
+
+Here that checks the stand-ins `make images` builds (tools/images/) against upstream's layout; where
+a registry served the real images, it checks the researched facts themselves. An image that is not
+on this machine is skipped with the reason (in CI, where `make images` ran, a buildable one fails).
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import subprocess
+
+import pytest
+
+from sandbox import engine
+from sandbox.env import fill_secrets
+from tests.static.compose.images import IMAGES, Image
+from tests.static.compose.stack import ENV_EXAMPLE, VARIANTS, image_name, load_stack
+
+# The images tools/images/build.sh cannot build here (its README says why): absent, they skip even in CI.
+NOT_BUILDABLE = frozenset({"elasticsearch", "logstash", "kibana", "elastic/filebeat", "grafana/grafana",
+                           "grafana/loki", "grafana/alloy"})
+
+
+def _compose_images(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """Repository -> the image reference compose names for it, over every variant."""
+    env_file = tmp_path_factory.mktemp("images") / ".env"
+    env_file.write_text(fill_secrets(ENV_EXAMPLE.read_text(), lambda: "x" * 32))
+    images = {}
+    for variant in VARIANTS:
+        for service in load_stack(variant, env_file).services.values():
+            images[image_name(service["image"])] = service["image"]
+    return images
+
+
+@pytest.fixture(scope="module")
+def compose_images(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    if not engine.docker_reachable():
+        pytest.skip("no Docker engine answers `docker version`")
+    return _compose_images(tmp_path_factory)
+
+
+def _probe_script(image: Image) -> str:
+    """A POSIX shell script that prints one line per fact: `program NAME yes|no`, `user NAME UID GID`,
+    `dir PATH UID GID MODE` (octal)."""
+    lines = [f'if command -v {shlex.quote(p)} >/dev/null 2>&1 || [ -x {shlex.quote(p)} ]; then echo "program {p} yes"; '
+             f'else echo "program {p} no"; fi' for p in sorted(image.programs)]
+    lines += [f'echo "user {name} $(id -u {name}) $(id -g {name})"' for name in image.users]
+    lines += [f'echo "dir {path} $(stat -c "%u %g %a" {shlex.quote(path)})"' for path in image.directories]
+    return "\n".join(lines)
+
+
+def _run_probe(reference: str, script: str) -> list[list[str]]:
+    done = subprocess.run(["docker", "run", "--rm", "--user", "0", "--entrypoint", "/bin/sh", reference, "-c", script],
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, f"{reference}: {done.stderr}"
+    return [line.split() for line in done.stdout.splitlines()]
+
+
+def _present(reference: str) -> bool:
+    return subprocess.run(["docker", "image", "inspect", reference], capture_output=True, timeout=60,
+                          check=False).returncode == 0
+
+
+@pytest.mark.parametrize("repository", sorted(name for name in IMAGES if name != "observability-stack/app"))
+def test_the_image_on_this_machine_has_what_compose_relies_on(repository: str, compose_images: dict[str, str]) -> None:
+    reference = compose_images[repository]
+    if not _present(reference):
+        if repository in NOT_BUILDABLE:
+            pytest.skip(f"{reference} is not on this machine and cannot be built here (tools/images/README.md)")
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI=true and {reference} is missing: `make images` should have built it", pytrace=False)
+        pytest.skip(f"{reference} is not on this machine: `make images` builds it")
+    image = IMAGES[repository]
+    if not image.shell:
+        pytest.skip(f"{reference} has no shell to probe it with")
+    facts = _run_probe(reference, _probe_script(image))
+    missing = [fact[1] for fact in facts if fact[0] == "program" and fact[2] == "no"]
+    assert not missing, f"{reference} lacks {missing} ({image.source})"
+    users = {fact[1]: (int(fact[2]), int(fact[3])) for fact in facts if fact[0] == "user" and len(fact) == 4}
+    assert users == dict(image.users), f"{reference}: users {users}, upstream {dict(image.users)} ({image.source})"
+    directories = {fact[1]: (int(fact[2]), int(fact[3]), int(fact[4], 8)) for fact in facts
+                   if fact[0] == "dir" and len(fact) == 5}
+    expected = {path: (d.uid, d.gid, d.mode) for path, d in image.directories.items()}
+    assert directories == expected, f"{reference}: directories {directories}, upstream {expected} ({image.source})"
