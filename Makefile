@@ -64,6 +64,10 @@ tools: ## Build the pinned Go tools (Prometheus, promtool, Alertmanager, amtool,
 	@tools/build.sh $(GO_TOOLS) || { status=$$?; if [ $$status -eq 3 ] && [ "$${CI:-}" != true ]; then \
 		echo "==> no Go: the tests that need these tools skip"; else exit $$status; fi; }
 
+.PHONY: images
+images: ## Build the compose stack's images from package registries, no image registry needed (tools/images/README.md)
+	@tools/images/build.sh
+
 dashboards: venv ## Regenerate grafana/dashboards from grafana/build_dashboards.py
 	@$(BIN)/python grafana/build_dashboards.py
 

@@ -5,18 +5,18 @@
 #   ${OBS_TOOLS_DIR:-$HOME/.cache/observability-stack/tools}/bin/<name>
 #
 # Usage: tools/build.sh NAME...   (names: prometheus promtool promql-names alertmanager amtool compose-check
-#                                   jaeger mailpit)
+#                                   jaeger mailpit node_exporter)
 #
 # The pins live in .env.example (PROMETHEUS_VERSION, ALERTMANAGER_VERSION, JAEGER_VERSION,
-# MAILPIT_VERSION). The go.mod files must select the same module versions; if they do not, the script
-# stops. A binary that already reports the pinned version is left alone, so a repeated run costs
-# milliseconds and needs no Go toolchain. Exit codes: 0 ok, 1 build or pin error, 2 usage, 3 a build is needed but Go is missing.
+# MAILPIT_VERSION, NODE_EXPORTER_VERSION). The go.mod files must select the same module versions; if
+# they do not, the script stops. A binary that already reports the pinned version is left alone, so a
+# repeated run costs milliseconds and needs no Go toolchain. Exit codes: 0 ok, 1 build or pin error, 2 usage, 3 a build is needed but Go is missing.
 set -euo pipefail
 
 tools_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo_dir=$(dirname "$tools_dir")
 bin_dir="${OBS_TOOLS_DIR:-$HOME/.cache/observability-stack/tools}/bin"
-known="prometheus promtool promql-names alertmanager amtool compose-check jaeger mailpit"
+known="prometheus promtool promql-names alertmanager amtool compose-check jaeger mailpit node_exporter"
 
 die() { echo "tools/build.sh: $*" >&2; exit 1; }
 
@@ -71,6 +71,7 @@ prometheus_version=$(pin PROMETHEUS_VERSION)
 alertmanager_version=$(pin ALERTMANAGER_VERSION)
 jaeger_version=$(pin JAEGER_VERSION)
 mailpit_version=$(pin MAILPIT_VERSION)
+node_exporter_version=$(pin NODE_EXPORTER_VERSION)
 # Prometheus 3.x.y is published as Go module version v0.3xx.y (3.16.0 -> v0.316.0).
 IFS=. read -r major minor patch <<<"$prometheus_version"
 prometheus_module_version=$(printf 'v0.%d%02d.%d' "$major" "$minor" "$patch")
@@ -83,6 +84,7 @@ IFS=. read -r major minor patch <<<"$jaeger_version"
 jaeger_module_version="v1.$((63 + minor)).$patch"
 check_pin jaeger github.com/jaegertracing/jaeger "$jaeger_module_version" JAEGER_VERSION
 check_pin mailpit github.com/axllent/mailpit "v$mailpit_version" MAILPIT_VERSION
+check_pin node-exporter github.com/prometheus/node_exporter "v$node_exporter_version" NODE_EXPORTER_VERSION
 
 mkdir -p "$bin_dir"
 # Reproducible unless asked otherwise: the date only changes what `--version` prints.
@@ -127,6 +129,9 @@ for name in "$@"; do
             version=$mailpit_version revision=v$mailpit_version branch=v$mailpit_version
             main_version_flag=" -X github.com/axllent/mailpit/config.Version=v$version"
             version_line=" v$version compiled with " ;;
+        node_exporter)
+            module_dir=node-exporter package=github.com/prometheus/node_exporter
+            version=$node_exporter_version revision=v$node_exporter_version branch=v$node_exporter_version ;;
     esac
     # What the binary's version output (reported_version) says when it is the pinned build.
     [[ -n $version_line ]] || version_line="$name, version $version "
