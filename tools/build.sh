@@ -5,7 +5,11 @@
 #   ${OBS_TOOLS_DIR:-$HOME/.cache/observability-stack/tools}/bin/<name>
 #
 # Usage: tools/build.sh NAME...   (names: prometheus promtool promql-names alertmanager amtool compose-check
-#                                   jaeger mailpit node_exporter)
+#                                   jaeger mailpit node_exporter docker-compose)
+#
+# docker-compose is the compose v2 plugin, for machines whose Docker engine came without one (Debian's
+# docker.io): after the build it is linked into ${DOCKER_CONFIG:-~/.docker}/cli-plugins unless a
+# plugin of another origin is already there (a user's own plugin is never replaced).
 #
 # The pins live in .env.example (PROMETHEUS_VERSION, ALERTMANAGER_VERSION, JAEGER_VERSION,
 # MAILPIT_VERSION, NODE_EXPORTER_VERSION). The go.mod files must select the same module versions; if
@@ -16,7 +20,7 @@ set -euo pipefail
 tools_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo_dir=$(dirname "$tools_dir")
 bin_dir="${OBS_TOOLS_DIR:-$HOME/.cache/observability-stack/tools}/bin"
-known="prometheus promtool promql-names alertmanager amtool compose-check jaeger mailpit node_exporter"
+known="prometheus promtool promql-names alertmanager amtool compose-check jaeger mailpit node_exporter docker-compose"
 
 die() { echo "tools/build.sh: $*" >&2; exit 1; }
 
@@ -49,6 +53,7 @@ source_digest() { # short digest of the files a program of our own is built from
 reported_version() { # BINARY: its version output; Mailpit has a command for it, not a flag
     case ${1##*/} in
         mailpit) "$1" version --no-release-check 2>&1 ;; # without the option it asks GitHub
+        docker-compose) "$1" version 2>&1 ;;
         *) "$1" --version 2>&1 ;; # jaeger logs a line before its version
     esac
 }
@@ -57,9 +62,8 @@ now() { echo "${EPOCHREALTIME:-$SECONDS}"; }
 
 require_go() { # only a build needs Go: binaries already in the cache run without it
     command -v go >/dev/null && return
-    echo "tools/build.sh: 'go' is not on PATH, and $name must be built. Install Go (at least the" \
-         "version on the go line of tools/$module_dir/go.mod; .env.example's GO_VERSION=$(pin GO_VERSION))" \
-         "and run this again." >&2
+    echo "tools/build.sh: 'go' is not on PATH, and $name must be built. Install Go (at least" \
+         ".env.example's GO_VERSION=$(pin GO_VERSION)) and run this again." >&2
     exit 3
 }
 
@@ -72,6 +76,7 @@ alertmanager_version=$(pin ALERTMANAGER_VERSION)
 jaeger_version=$(pin JAEGER_VERSION)
 mailpit_version=$(pin MAILPIT_VERSION)
 node_exporter_version=$(pin NODE_EXPORTER_VERSION)
+compose_version=$(pin COMPOSE_VERSION)
 # Prometheus 3.x.y is published as Go module version v0.3xx.y (3.16.0 -> v0.316.0).
 IFS=. read -r major minor patch <<<"$prometheus_version"
 prometheus_module_version=$(printf 'v0.%d%02d.%d' "$major" "$minor" "$patch")
@@ -85,6 +90,31 @@ jaeger_module_version="v1.$((63 + minor)).$patch"
 check_pin jaeger github.com/jaegertracing/jaeger "$jaeger_module_version" JAEGER_VERSION
 check_pin mailpit github.com/axllent/mailpit "v$mailpit_version" MAILPIT_VERSION
 check_pin node-exporter github.com/prometheus/node_exporter "v$node_exporter_version" NODE_EXPORTER_VERSION
+
+build_compose_plugin() { # TARGET: compose's go.mod has exclude directives, which `go install` refuses,
+    # so its module is downloaded and built as the main module, in a writable copy.
+    local module=github.com/docker/compose/v2 src
+    src="$(dirname "$bin_dir")/src/compose-v$compose_version"
+    if [[ ! -f $src/go.mod ]]; then
+        local dir
+        dir=$(go mod download -json "$module@v$compose_version" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
+        [[ -n $dir ]] || die "go mod download $module@v$compose_version named no directory"
+        rm -rf "$src.tmp" && mkdir -p "$(dirname "$src")" && cp -R "$dir" "$src.tmp" && chmod -R u+w "$src.tmp"
+        mv "$src.tmp" "$src"
+    fi
+    (cd "$src" && CGO_ENABLED=0 nice -n 10 go build -buildvcs=false -trimpath \
+        -ldflags "-s -w -X $module/internal.Version=v$compose_version" -o "$1" ./cmd)
+}
+
+link_compose_plugin() { # the plugin where the docker CLI looks, unless one of another origin is there
+    local plugins="${DOCKER_CONFIG:-$HOME/.docker}/cli-plugins" link
+    link="$plugins/docker-compose"
+    if [[ -e $link && ! -L $link ]] || [[ -L $link && $(readlink "$link") != "$bin_dir/docker-compose" ]]; then
+        echo "==> docker-compose: $link is not ours; left as it is"
+        return
+    fi
+    mkdir -p "$plugins" && ln -sfn "$bin_dir/docker-compose" "$link"
+}
 
 mkdir -p "$bin_dir"
 # Reproducible unless asked otherwise: the date only changes what `--version` prints.
@@ -132,12 +162,15 @@ for name in "$@"; do
         node_exporter)
             module_dir=node-exporter package=github.com/prometheus/node_exporter
             version=$node_exporter_version revision=v$node_exporter_version branch=v$node_exporter_version ;;
+        docker-compose)
+            version=$compose_version version_line="Docker Compose version v$version" ;;
     esac
     # What the binary's version output (reported_version) says when it is the pinned build.
     [[ -n $version_line ]] || version_line="$name, version $version "
     target="$bin_dir/$name"
     if [[ -x $target && $(reported_version "$target") == *"$version_line"* ]]; then
         echo "==> $name $version: up to date ($target)"
+        [[ $name != docker-compose ]] || link_compose_plugin
         continue
     fi
     require_go
@@ -148,15 +181,19 @@ for name in "$@"; do
     # without the -X flags `--version` would print an empty version (Jaeger and Mailpit have their
     # own variables, in main_version_flag; an -X for a package a program lacks is ignored). Built
     # under a temporary name and renamed, so a concurrent run never executes a half-written binary.
-    (
+    if [[ $name == docker-compose ]]; then
+        build_compose_plugin "$target.tmp.$$" || { rm -f "$target.tmp.$$"; die "building $name failed (go's output above)"; }
+    else (
         cd "$tools_dir/$module_dir"
         CGO_ENABLED=0 nice -n 10 go build -buildvcs=false -trimpath -tags netgo \
             -ldflags "-s -w -X $v.Version=$version -X $v.Revision=$revision -X $v.Branch=$branch
                       -X $v.BuildUser=observability-stack -X $v.BuildDate=$build_date$main_version_flag" \
             -o "$target.tmp.$$" "$package"
     ) || { rm -f "$target.tmp.$$"; die "building $name failed (go's output above)"; }
+    fi
     mv -f "$target.tmp.$$" "$target"
     [[ $(reported_version "$target") == *"$version_line"* ]] ||
         die "$name was built but its --version does not report $version"
+    [[ $name != docker-compose ]] || link_compose_plugin
     echo "==> $name $version: built in $(awk -v a="$started" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }')s ($target)"
 done

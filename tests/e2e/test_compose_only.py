@@ -63,6 +63,7 @@ def test_a_line_that_is_not_json_is_indexed_and_tagged_not_dropped(stack: Provid
     """A line the app did not write (a crash dump, a stray print) travels Filebeat -> Logstash ->
     Elasticsearch like any record: raw text in `message`, tag `unparsable_line`, Filebeat's decoding
     error under `log_parse_error` (so that `error` keeps meaning the app's exception)."""
+    stack.require("filebeat", "logstash", "elasticsearch")
     line = f"e2e-{uuid.uuid4().hex} this line is not JSON"
     # Appended inside the app's container, as its own user, to the file the app writes (LOG_FILE
     # from the container's environment), with O_APPEND and one write() like the app's own records.
@@ -90,6 +91,7 @@ def test_a_line_that_is_not_json_is_indexed_and_tagged_not_dropped(stack: Provid
 
 
 def test_the_index_template_and_the_lifecycle_policy_are_installed_and_used(stack: Provider) -> None:
+    stack.require("setup", "elasticsearch")
     es, auth = stack.url("elasticsearch"), stack.auth["elasticsearch"]
     response = requests.get(f"{es}/_index_template/{provision.INDEX_TEMPLATE}", auth=auth, timeout=10)
     assert response.status_code == 200, response.text
@@ -121,6 +123,7 @@ def test_the_index_template_and_the_lifecycle_policy_are_installed_and_used(stac
 ])
 def test_the_service_users_are_refused_beyond_their_role(stack: Provider, user: str, method: str, path: str,
                                                          body: dict[str, Any]) -> None:
+    stack.require("setup", "elasticsearch")
     password = stack.settings[provision.USERS[user]]
     response = requests.request(method, f"{stack.url('elasticsearch')}{path}", auth=(user, password),
                                 json=body, timeout=10)
@@ -130,6 +133,7 @@ def test_the_service_users_are_refused_beyond_their_role(stack: Provider, user: 
 
 
 def test_kibana_has_the_app_logs_data_view(stack: Provider) -> None:
+    stack.require("setup", "kibana")
     response = requests.get(f"{stack.url('kibana')}/api/data_views", timeout=30,
                             auth=("elastic", stack.settings["ELASTIC_PASSWORD"]))
     response.raise_for_status()
@@ -137,8 +141,16 @@ def test_kibana_has_the_app_logs_data_view(stack: Provider) -> None:
     assert "app-logs-*" in titles
 
 
+@pytest.fixture(scope="module")
+def grafana_stack(stack: Provider) -> Provider:
+    """The compose provider with Grafana (asked for before any traffic is made for it)."""
+    stack.require("grafana")
+    return stack
+
+
 @pytest.mark.parametrize("uid", GRAFANA_DATASOURCES)
-def test_grafana_datasources_are_healthy(stack: Provider, uid: str) -> None:
+def test_grafana_datasources_are_healthy(grafana_stack: Provider, uid: str) -> None:
+    stack = grafana_stack
     def health() -> dict[str, Any]:
         response = requests.get(f"{stack.url('grafana')}/api/datasources/uid/{uid}/health",
                                 auth=stack.auth["grafana"], timeout=30)
@@ -156,6 +168,7 @@ def test_the_metrics_ports_are_not_reachable_from_the_host(stack: Provider) -> N
 
 
 def test_logstash_config_test_passes(stack: Provider) -> None:
+    stack.require("logstash")
     # The check builds the pipeline, which opens its persistent queue: the running Logstash holds that
     # queue's lock in the shared logstash-data volume, so the check gets a scratch data path.
     done = stack.compose("run", "--rm", "--no-deps", "logstash", "--config.test_and_exit",
@@ -165,6 +178,7 @@ def test_logstash_config_test_passes(stack: Provider) -> None:
 
 
 def test_filebeat_config_test_passes(stack: Provider) -> None:
+    stack.require("filebeat")
     # The image's entrypoint passes a Filebeat subcommand (`test`) to filebeat; the mounted
     # filebeat.yml belongs to the host's user, hence --strict.perms=false as in the service.
     done = stack.compose("run", "--rm", "--no-deps", "filebeat", "test", "config", "--strict.perms=false",
@@ -227,7 +241,9 @@ def _exercise_failure_paths(stack: Provider, episode_id: int, seconds: float = 9
 
 
 @pytest.mark.timeout(1200)
-def test_every_dashboard_panel_query_returns_data(stack: Provider, steady_traffic: None, episode_id: int) -> None:
+def test_every_dashboard_panel_query_returns_data(grafana_stack: Provider, steady_traffic: None,
+                                                  episode_id: int) -> None:
+    stack = grafana_stack
     _exercise_failure_paths(stack, episode_id)
     grafana, auth = stack.url("grafana"), stack.auth["grafana"]
     found = requests.get(f"{grafana}/api/search", params={"type": "dash-db"}, auth=auth, timeout=30).json()

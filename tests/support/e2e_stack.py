@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+import pytest
 import requests
 
 from sandbox import engine, processes
@@ -221,6 +222,11 @@ class Provider:
         """``docker compose ARGS`` on this stack (its project name and .env come from ``env``)."""
         return subprocess.run(compose_command(self.settings, *args), env=self.env, capture_output=True, text=True,
                               timeout=timeout, check=False)
+
+    def require(self, *services: str) -> None:
+        """Skip the calling test, with the reason, when a compose service it needs was left out."""
+        if left := [service for service in services if service in self.left_out]:
+            pytest.skip("; ".join(f"{service} is left out: {self.left_out[service]}" for service in left))
 
     def missing_reason(self, name: str) -> str:
         """Why this provider has no endpoint ``name`` (compose: the service left out, if it was)."""

@@ -22,9 +22,9 @@ def _tree(tmp_path: Path, **pins: str) -> Path:
     """A copy of build.sh, the tools modules' go.mod files and .env.example (with ``pins`` changed)."""
     (tmp_path / "tools").mkdir()
     shutil.copy(ROOT / "tools" / "build.sh", tmp_path / "tools" / "build.sh")
-    for module in ("prometheus", "alertmanager", "jaeger", "mailpit"):
-        (tmp_path / "tools" / module).mkdir()
-        shutil.copy(ROOT / "tools" / module / "go.mod", tmp_path / "tools" / module / "go.mod")
+    for go_mod in (ROOT / "tools").glob("*/go.mod"):
+        (tmp_path / "tools" / go_mod.parent.name).mkdir()
+        shutil.copy(go_mod, tmp_path / "tools" / go_mod.parent.name / "go.mod")
     example = (ROOT / ".env.example").read_text()
     for key, value in pins.items():
         example = re.sub(rf"^{key}=.*$", f"{key}={value}", example, flags=re.MULTILINE)
@@ -57,7 +57,25 @@ def test_binaries_that_report_the_pins_are_left_alone_without_go(tmp_path: Path)
     assert f"==> mailpit {PINS['MAILPIT_VERSION']}: up to date" in done.stdout
 
 
+@pytest.mark.parametrize("foreign", [False, True])
+def test_the_compose_plugin_is_linked_where_docker_looks_unless_one_is_there(tmp_path: Path, foreign: bool) -> None:
+    script = _tree(tmp_path)
+    bin_dir = tmp_path / "cache" / "bin"
+    _binary(bin_dir, "docker-compose", f"Docker Compose version v{PINS['COMPOSE_VERSION']}")
+    plugin = tmp_path / ".docker" / "cli-plugins" / "docker-compose"
+    if foreign:  # the user's own plugin, say from Docker's packages
+        _binary(plugin.parent, "docker-compose", "Docker Compose version v2.99.0")
+    done = _build(script, tmp_path, "docker-compose")
+    assert done.returncode == 0, done.stderr
+    assert f"==> docker-compose {PINS['COMPOSE_VERSION']}: up to date" in done.stdout
+    if foreign:
+        assert not plugin.is_symlink() and "not ours; left as it is" in done.stdout
+    else:
+        assert plugin.resolve() == (bin_dir / "docker-compose").resolve()
+
+
 @pytest.mark.parametrize(("name", "output"), [
+    ("docker-compose", "Docker Compose version v2.39.0"),
     ("jaeger", "jaeger version v2.12.0"),
     ("mailpit", "mailpit v1.30.0 compiled with go1.26.8 on linux/amd64"),
     ("mailpit", "mailpit dev compiled with go1.26.8 on linux/amd64"),  # built without the version flag
