@@ -48,7 +48,7 @@ _RELIABILITY = Reliability()
 # Run last in their provider's group, in this order: faults stop parts of the stack, the lifecycle ends it.
 LAST_MODULES = ("test_faults.py", "test_compose_lifecycle.py")
 _STATE_DIR_KEY = pytest.StashKey[Path]()
-_LOG_START: dict[str, int] = {}
+_SESSION_LOG: dict[str, LogFile | None] = {}
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -102,8 +102,7 @@ def provider(request: pytest.FixtureRequest, pytestconfig: pytest.Config) -> Ite
     _VISIBILITY[stack.mode].mode = stack.mode
     _VISIBILITY[stack.mode].start_seconds = round(elapsed, 1) if stack.owned else None
     pytestconfig.stash[_STATE_DIR_KEY] = load_settings().state_dir
-    if stack.has("app_log_file"):  # this session's records start here
-        _LOG_START[stack.url("app_log_file")] = LogFile.from_end(Path(stack.url("app_log_file"))).offset
+    _SESSION_LOG[stack.mode] = stack.app_log()  # this session's records start here
     failed_before = request.session.testsfailed
     try:
         yield stack
@@ -160,11 +159,9 @@ def reliability() -> Reliability:
 
 @pytest.fixture(scope="session")
 def session_log(provider: Provider) -> LogFile | None:
-    """The native app log from the moment the session's stack was ready (None in compose mode)."""
-    if not provider.has("app_log_file"):
-        return None
-    path = provider.url("app_log_file")
-    return LogFile(Path(path), _LOG_START.get(path, 0))
+    """The app's log from the moment the session's stack was ready (``Provider.app_log``); None when
+    the records are searched in Elasticsearch instead (compose with the Elastic stack)."""
+    return _SESSION_LOG.get(provider.mode)
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:

@@ -35,7 +35,7 @@ import pytest
 
 from tests.e2e.test_alerting import dilute
 from tests.support.e2e_app import create_episode, elasticsearch, forget_notified_errors, new_request_id, set_chaos
-from tests.support.e2e_clients import Jaeger, LogFile, Mailpit, Prometheus, WebhookSink, session
+from tests.support.e2e_clients import Jaeger, Mailpit, Prometheus, WebhookSink, session
 from tests.support.e2e_stack import Provider
 from tests.support.faults import (
     Load,
@@ -87,24 +87,22 @@ def quiet_stack(no_background_traffic: None) -> None:
 
 @dataclass(frozen=True)
 class Mark:
-    """Where the app's records of a phase start: an offset in the native log file, and a time."""
+    """Where the app's records of a phase start: an offset in its log file (``Provider.app_log``), and a time."""
 
     offset: int
     at: float
 
 
 def _mark(provider: Provider) -> Mark:
-    if provider.has("app_log_file"):
-        return Mark(LogFile.from_end(Path(provider.url("app_log_file"))).offset, time.time())
-    return Mark(0, time.time())
+    log = provider.app_log()
+    return Mark(log.offset if log is not None else 0, time.time())
 
 
 def _records(provider: Provider, mark: Mark, **fields: str) -> list[dict[str, Any]]:
     """The app's and worker's records since ``mark`` with these field values: from the log file
-    natively, from Elasticsearch in compose (after a pause for Filebeat and Logstash)."""
-    if provider.has("app_log_file"):
-        records = LogFile(Path(provider.url("app_log_file")), mark.offset).records()
-        return [r for r in records if all(r.get(k) == v for k, v in fields.items())]
+    (``Provider.app_log``), else from Elasticsearch (after a pause for Filebeat and Logstash)."""
+    if (log := provider.app_log(mark.offset)) is not None:
+        return [r for r in log.records() if all(r.get(k) == v for k, v in fields.items())]
     time.sleep(10)
     query = {"bool": {"filter": [{"range": {"@timestamp": {"gte": int(mark.at * 1000), "format": "epoch_millis"}}},
                                  *({"term": {k: v}} for k, v in fields.items())]}}

@@ -219,7 +219,8 @@ class Elasticsearch:
 
 
 class LogFile:
-    """The app's and worker's JSON log (native sandbox), read from an offset on."""
+    """The app's and worker's JSON log, read from an offset on (the native sandbox's file;
+    ``e2e_stack.ContainerLogFile`` reads the same file inside a compose container)."""
 
     def __init__(self, path: Path, offset: int = 0) -> None:
         self.path = path
@@ -229,13 +230,17 @@ class LogFile:
     def from_end(cls, path: Path) -> LogFile:
         return cls(path, path.stat().st_size if path.exists() else 0)
 
-    def lines(self) -> list[tuple[int, str]]:
-        """(offset, line) of every complete line written since ``offset``."""
+    def read_from_offset(self) -> bytes:
+        """What the file holds from ``offset`` on (nothing when it does not exist yet)."""
         if not self.path.exists():
-            return []
+            return b""
         with self.path.open("rb") as file:
             file.seek(self.offset)
-            data = file.read()
+            return file.read()
+
+    def lines(self) -> list[tuple[int, str]]:
+        """(offset, line) of every complete line written since ``offset``."""
+        data = self.read_from_offset()
         end = data.rfind(b"\n")
         found, position = [], self.offset
         for raw in data[:end + 1].split(b"\n")[:-1] if end >= 0 else []:

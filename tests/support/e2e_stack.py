@@ -45,7 +45,7 @@ from sandbox import engine, processes
 from sandbox.compose import compose_command, compose_endpoints
 from sandbox.env import ROOT, Settings, load_settings, parse_env
 from sandbox.native import endpoints_file
-from tests.support.e2e_clients import session
+from tests.support.e2e_clients import LogFile, session
 from tests.support.services import free_port
 
 # What the issue asks the native sandbox to offer: in CI, one of these missing natively is a failure.
@@ -72,6 +72,8 @@ if len(sys.argv) > 1:
     os.kill(int(sys.argv[1]), signal.SIGKILL)
 print(" ".join(map(str, sorted(workers))))
 """
+# LOG_FILE of the app's and worker's containers (docker-compose.yml): the file the log shipper reads.
+APP_LOG_IN_CONTAINER = "/var/log/app/app.jsonl"
 _APP_METRICS = ("import urllib.request; "
                 "print(urllib.request.urlopen('http://127.0.0.1:9464/metrics', timeout=10).read().decode())")
 # A first compose `up` builds the app image (and pulls every other one where a registry answers); the
@@ -212,6 +214,19 @@ class Provider:
         response.raise_for_status()
         return response.text
 
+    def app_log(self, offset: int | None = None) -> LogFile | None:
+        """The app's JSON log from ``offset`` on (None: from its end now), where the tests read records:
+        the file natively; in compose the file the shipper reads, when there is no Elasticsearch to
+        search (None when there is)."""
+        if self.has("app_log_file"):
+            path = Path(self.url("app_log_file"))
+            return LogFile.from_end(path) if offset is None else LogFile(path, offset)
+        if self.mode == "compose" and not self.has("elasticsearch"):
+            log = ContainerLogFile(self, 0)
+            log.offset = log.size() if offset is None else offset
+            return log
+        return None
+
     def _in_app(self, *command: str) -> str:
         done = self.compose("exec", "-T", "app", *command, timeout=60)
         if done.returncode != 0:
@@ -255,6 +270,27 @@ class Provider:
                     shutil.copytree(self.settings.logs_dir, keep_logs)
                 if not os.environ.get("E2E_KEEP_SANDBOX"):
                     shutil.rmtree(self.temp_root, ignore_errors=True)
+
+
+class ContainerLogFile(LogFile):
+    """APP_LOG_IN_CONTAINER inside the compose stack's app container, read with `docker compose exec`."""
+
+    def __init__(self, provider: Provider, offset: int) -> None:
+        super().__init__(Path(APP_LOG_IN_CONTAINER), offset)
+        self.provider = provider
+
+    def _exec(self, *command: str) -> bytes:
+        done = subprocess.run(compose_command(self.provider.settings, "exec", "-T", "app", *command),
+                              env=self.provider.env, capture_output=True, timeout=60, check=False)
+        if done.returncode != 0:
+            raise ProviderError(f"`docker compose exec app {command[0]} ...` failed: {done.stderr[-2000:]!r}")
+        return done.stdout
+
+    def size(self) -> int:
+        return int(self._exec("stat", "--format=%s", APP_LOG_IN_CONTAINER))
+
+    def read_from_offset(self) -> bytes:
+        return self._exec("tail", f"--bytes=+{self.offset + 1}", APP_LOG_IN_CONTAINER)
 
 
 def _parent(pid: int) -> int | None:

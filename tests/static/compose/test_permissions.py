@@ -6,7 +6,10 @@
 - the app's log files (created by the app with the mode app/observability/logging.py gives them)
   must be readable by every shipper that mounts the app-logs volume;
 - a host path bound into a container asks for no mount propagation, which Docker Desktop, WSL2 and
-  rootless engines refuse for `/` (the container would never start).
+  rootless engines refuse for `/` (the container would never start);
+- a tmpfs is owned (uid, gid) by the user of its service: a restarted container gets its tmpfs back
+  as mode 0755 whatever `mode=` said, keeping only the owner (docker/for-linux#138; seen on Engine
+  20.10 here, still open upstream), so a mode that lets others write works only until a restart.
 """
 
 from __future__ import annotations
@@ -155,3 +158,24 @@ def test_host_mounts_ask_for_no_mount_propagation(stack: Stack) -> None:
     shared or slave mount" wherever / is a private mount: Docker Desktop, WSL2, rootless Docker."""
     problems = _propagation_problems(stack.services)
     assert not problems, "\n".join(problems)
+
+
+def _tmpfs_problems(services: dict[str, dict[str, Any]]) -> list[str]:
+    problems = []
+    for name, service in services.items():
+        who = identity(service)
+        for entry in service.get("tmpfs") or []:
+            path, _, options = entry.partition(":")
+            given = dict(option.partition("=")[::2] for option in options.split(",") if option)
+            if who.uid != 0 and (given.get("uid"), given.get("gid")) != (str(who.uid), str(who.gid)):
+                problems.append(f"{name}: tmpfs {path} is not owned by {who.uid}:{who.gid} ({options or 'no options'})")
+    return problems
+
+
+def test_a_tmpfs_owned_by_mode_alone_is_caught() -> None:
+    service = {"image": "redis:8.2-alpine", "user": "redis", "tmpfs": ["/run/redis:mode=1777,size=1m"]}
+    assert _tmpfs_problems({"redis": service}) == ["redis: tmpfs /run/redis is not owned by 999:1000 (mode=1777,size=1m)"]
+
+
+def test_every_tmpfs_is_owned_by_its_services_user(stack: Stack) -> None:
+    assert _tmpfs_problems(stack.services) == []
