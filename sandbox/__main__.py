@@ -54,8 +54,15 @@ def recorded_mode(s: Settings) -> str | None:
         return None
 
 
-def current_mode(s: Settings, asked: str) -> str:
-    return recorded_mode(s) or chosen_mode(asked, quiet=True)
+def current_mode(s: Settings, asked: str, *, quiet: bool = True) -> str:
+    """The recorded mode of a running sandbox, else the one ``asked`` chooses; ModeError when a mode
+    asked for explicitly is not the one running."""
+    recorded = recorded_mode(s)
+    if recorded is None:
+        return chosen_mode(asked, quiet=quiet)
+    if asked not in ("auto", recorded):
+        raise ModeError(f"the sandbox of {s.state_dir} runs in {recorded} mode, not {asked}: `make down` first")
+    return recorded
 
 
 def up(asked: str | None) -> int:
@@ -67,7 +74,7 @@ def up(asked: str | None) -> int:
         print(f"{env_file} has no value for {', '.join(missing)}: set one (or delete the file to have it "
               "created again with fresh secrets).", file=sys.stderr)
         return 2
-    mode = recorded_mode(settings) or chosen_mode(asked or settings.get("SANDBOX_MODE", "auto"))
+    mode = current_mode(settings, asked or settings.get("SANDBOX_MODE", "auto"), quiet=False)
     return compose.up(settings) if mode == "compose" else native.up(settings)
 
 

@@ -24,6 +24,7 @@ and ``logs`` always see the same model:
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -67,14 +68,6 @@ def compose_files(s: Settings) -> list[str]:
     return [name for name in chosen.split(separator) if name]
 
 
-def _seconds(duration: str) -> float:
-    """A compose duration of one unit (``15s``, ``1m``, ``500ms``) in seconds."""
-    for unit, factor in (("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600)):
-        if duration.endswith(unit) and duration[: -len(unit)].replace(".", "", 1).isdigit():
-            return float(duration[: -len(unit)]) * factor
-    raise ValueError(f"not a compose duration of one unit: {duration!r}")
-
-
 def start_interval_override(files: Iterable[Path]) -> str:
     """An override for engines older than 25: no ``start_interval``, and an ``interval`` of at most
     COMPAT_HEALTH_INTERVAL_SECONDS where a service's healthcheck had one."""
@@ -86,7 +79,7 @@ def start_interval_override(files: Iterable[Path]) -> str:
             if "start_interval" not in check:
                 continue
             reset: dict[str, Any] = {"start_interval": None}
-            if _seconds(str(check.get("interval", "30s"))) > COMPAT_HEALTH_INTERVAL_SECONDS:
+            if monitoring.duration_seconds(str(check.get("interval", "30s"))) > COMPAT_HEALTH_INTERVAL_SECONDS:
                 reset["interval"] = f"{COMPAT_HEALTH_INTERVAL_SECONDS}s"
             services[name] = {"healthcheck": reset}
     text = yaml.safe_dump({"services": services}, sort_keys=True)
@@ -102,8 +95,11 @@ def sandbox_override(s: Settings, home: Path) -> str:
     mounts = [{"type": "bind", "source": str(path), "target": f"/etc/prometheus/{path.name}", "read_only": True}
               for path in (config, config.parent / "rules")]
     delay = {"OTEL_BSP_SCHEDULE_DELAY": s["SANDBOX_SPAN_EXPORT_DELAY_MS"]}
+    # Rewritten in place, the mounted files would not change the model: the label does, so that compose
+    # recreates Prometheus when a SANDBOX_* setting changed its configuration.
+    digest = hashlib.sha256(b"".join(path.read_bytes() for path in sorted(config.parent.rglob("*.yml")))).hexdigest()
     services: dict[str, Any] = {
-        "prometheus": {"volumes": mounts},
+        "prometheus": {"volumes": mounts, "labels": {"org.observability-stack.sandbox-config": digest[:16]}},
         "alertmanager": {"environment": {"ALERT_GROUP_WAIT": s["SANDBOX_ALERT_GROUP_WAIT"],
                                          "ALERT_GROUP_INTERVAL": s["SANDBOX_ALERT_GROUP_INTERVAL"]}},
         **{service: {"environment": delay} for service in TRACED_SERVICES},
@@ -117,9 +113,11 @@ def write_overrides(s: Settings) -> list[Path]:
     """Write the generated overrides this machine needs (module doc); returns their paths in order."""
     home = s.state_dir / "compose"
     home.mkdir(parents=True, exist_ok=True)
-    home.chmod(0o755)  # Prometheus (nobody) reads its mounted configuration below it
     written = [home / "sandbox.yml"]
     written[0].write_text(sandbox_override(s, home))
+    for path in (home / "prometheus").rglob("*"):  # Prometheus (nobody) reads them, whatever the umask
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    (home / "prometheus").chmod(0o755)
     if engine.engine_needs_start_interval_override():
         written.append(home / "engine-before-25.yml")
         written[1].write_text(start_interval_override([s.root / name for name in compose_files(s)]))
@@ -181,6 +179,14 @@ def plan(services: Mapping[str, Mapping[str, Any]], present: set[str]) -> Plan:
     return Plan([name for name in services if name not in left_out], left_out)
 
 
+def not_buildable(root: Path) -> dict[str, str]:
+    """The services whose images `make images` cannot build here, with the reason
+    (tools/images/not-buildable.tsv, which that script reads too)."""
+    rows = (line.split("\t") for line in (root / "tools" / "images" / "not-buildable.tsv").read_text().splitlines()
+            if line and not line.startswith("#"))
+    return {service: reason for service, _file, reason in rows}
+
+
 def local_images() -> set[str]:
     listed = _output(["docker", "images", "--format", "{{.Repository}}:{{.Tag}}"])
     return set(listed.stdout.split()) if listed.returncode == 0 else set()
@@ -197,7 +203,10 @@ def plan_services(s: Settings) -> Plan:
     if not missing:
         return first
     print(f"Pulling the images not on this machine ({', '.join(missing)}) ...")
-    _output(compose_command(s, "pull", "--quiet", "--ignore-pull-failures", *missing), timeout=WAIT_TIMEOUT_SECONDS)
+    try:
+        _output(compose_command(s, "pull", "--quiet", "--ignore-pull-failures", *missing), timeout=WAIT_TIMEOUT_SECONDS)
+    except subprocess.TimeoutExpired:
+        print(f"  (the pull did not finish within {WAIT_TIMEOUT_SECONDS // 60} min: going on without those images)")
     return plan(services, local_images())
 
 
@@ -214,7 +223,8 @@ def up(s: Settings) -> int:
                                 "--remove-orphans", *chosen.started))
     if code != 0:
         print("docker compose up failed. `make ps` shows each service's state, `make logs` their output, "
-              "`make doctor` checks the usual causes (vm.max_map_count, memory, ports).", file=sys.stderr)
+              "`make doctor` checks the usual causes (vm.max_map_count, memory, ports). Without an image "
+              "registry, `make images` builds the app's base image and the others.", file=sys.stderr)
         return code
     endpoints = [endpoint for service, endpoint in compose_endpoints(s) if service not in chosen.left_out]
     record = {"mode": "compose", "left_out": chosen.left_out, **{e.key: e.url for e in endpoints}}
@@ -294,4 +304,5 @@ def print_summary(s: Settings, endpoints: list[Endpoint], left_out: Mapping[str,
         print(f"  {service:<{width}}  left out: {why}")
     print(f"Credentials: {s.env_file} (*_PASSWORD, ADMIN_TOKEN; Kibana and Elasticsearch: user elastic, "
           f"Grafana: user admin); the URLs with them: {endpoints_file(s)}")
-    print("Logs: `make logs` (every service), Kibana's data view app-logs-*, or the app-logs volume.")
+    kibana = "" if "kibana" in left_out else "Kibana's data view app-logs-*, "
+    print(f"Logs: `make logs` (every service), {kibana}or the app-logs volume.")

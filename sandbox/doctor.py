@@ -68,7 +68,7 @@ def check_engine(version: str | None, cli_present: bool | None = None) -> Check:
     parsed = engine.parse_version(version)
     if parsed is None or parsed < engine.MIN_ENGINE_VERSION:
         return _fail("docker engine", f"{version}: the compose stack needs engine "
-                     f"{engine.shown(engine.MIN_ENGINE_VERSION)} or newer")
+                     f"{engine.format_version(engine.MIN_ENGINE_VERSION)} or newer")
     if parsed < engine.START_INTERVAL_ENGINE_VERSION:
         every = compose.COMPAT_HEALTH_INTERVAL_SECONDS
         return _ok("docker engine", f"{version} (older than 25: healthchecks probe every {every} s instead of "
@@ -77,13 +77,13 @@ def check_engine(version: str | None, cli_present: bool | None = None) -> Check:
 
 
 def check_compose(version: tuple[int, ...] | None) -> Check:
-    wanted = engine.shown(engine.MIN_COMPOSE_VERSION)
+    wanted = engine.format_version(engine.MIN_COMPOSE_VERSION)
     if version is None:
         return _fail("docker compose", f"`docker compose` (the v2 plugin) is missing: install it ({wanted} or newer; "
                      "`tools/build.sh docker-compose` builds one)")
     if version < engine.MIN_COMPOSE_VERSION:
-        return _fail("docker compose", f"{engine.shown(version)}: {wanted} or newer is needed")
-    return _ok("docker compose", engine.shown(version))
+        return _fail("docker compose", f"{engine.format_version(version)}: {wanted} or newer is needed")
+    return _ok("docker compose", engine.format_version(version))
 
 
 def check_max_map_count(proc: Path = Path("/proc/sys/vm/max_map_count")) -> Check:

@@ -64,7 +64,7 @@ def engine_needs_start_interval_override() -> bool:
     return version is not None and version < START_INTERVAL_ENGINE_VERSION
 
 
-def shown(version: tuple[int, ...]) -> str:
+def format_version(version: tuple[int, ...]) -> str:
     return ".".join(map(str, version))
 
 
@@ -75,9 +75,9 @@ def compose_problem() -> str | None:
         return "no Docker engine answers `docker version`"
     version = parse_version(engine)
     if version is None or version < MIN_ENGINE_VERSION:
-        return f"the Docker engine is {engine} ({shown(MIN_ENGINE_VERSION)} or newer needed)"
+        return f"the Docker engine is {engine} ({format_version(MIN_ENGINE_VERSION)} or newer needed)"
     plugin = compose_version()
     if plugin is None or plugin < MIN_COMPOSE_VERSION:
-        found = "missing" if plugin is None else shown(plugin)
-        return f"the compose plugin is {found} ({shown(MIN_COMPOSE_VERSION)} or newer needed)"
+        found = "missing" if plugin is None else format_version(plugin)
+        return f"the compose plugin is {found} ({format_version(MIN_COMPOSE_VERSION)} or newer needed)"
     return None

@@ -2,7 +2,7 @@
 
 The servers come from ``tests/support/services.py``, which has two providers:
 
-1. Docker through testcontainers (``postgres:17-alpine``, ``redis:8-alpine``) when the
+1. Docker through testcontainers (the images docker-compose.yml names) when the
    ``testcontainers`` package is installed and a Docker engine answers;
 2. otherwise the local server binaries (Debian's ``postgresql`` and ``redis-server``), started
    on free 127.0.0.1 ports in temporary directories (as root, PostgreSQL runs as the

@@ -8,8 +8,8 @@
 #                                   jaeger mailpit node_exporter docker-compose)
 #
 # docker-compose is the compose v2 plugin, for machines whose Docker engine came without one (Debian's
-# docker.io): after the build it is linked into ${DOCKER_CONFIG:-~/.docker}/cli-plugins unless a
-# plugin of another origin is already there (a user's own plugin is never replaced).
+# docker.io): after the build it is linked into ${DOCKER_CONFIG:-~/.docker}/cli-plugins unless
+# `docker compose` already works with a plugin of another origin (which is never shadowed).
 #
 # The pins live in .env.example (PROMETHEUS_VERSION, ALERTMANAGER_VERSION, JAEGER_VERSION,
 # MAILPIT_VERSION, NODE_EXPORTER_VERSION). The go.mod files must select the same module versions; if
@@ -106,11 +106,15 @@ build_compose_plugin() { # TARGET: compose's go.mod has exclude directives, whic
         -ldflags "-s -w -X $module/internal.Version=v$compose_version" -o "$1" ./cmd)
 }
 
-link_compose_plugin() { # the plugin where the docker CLI looks, unless one of another origin is there
+link_compose_plugin() { # where the docker CLI looks, unless `docker compose` works without it (a
+    # plugin of another origin, in ~/.docker or the system's plugin folders, is never shadowed)
     local plugins="${DOCKER_CONFIG:-$HOME/.docker}/cli-plugins" link
     link="$plugins/docker-compose"
-    if [[ -e $link && ! -L $link ]] || [[ -L $link && $(readlink "$link") != "$bin_dir/docker-compose" ]]; then
-        echo "==> docker-compose: $link is not ours; left as it is"
+    if [[ -L $link && $(readlink "$link") == "$bin_dir/docker-compose" ]]; then
+        return
+    fi
+    if [[ -e $link ]] || { command -v docker >/dev/null && docker compose version >/dev/null 2>&1; }; then
+        echo "==> docker-compose: \`docker compose\` already has a plugin; this build is not linked"
         return
     fi
     mkdir -p "$plugins" && ln -sfn "$bin_dir/docker-compose" "$link"

@@ -9,7 +9,7 @@ out), except in CI for a name the native sandbox must offer: there it fails. The
 takes to become visible is collected in ``visibility`` per provider, printed at the end of the session and written to
 ``<SANDBOX_DIR>/visibility-<mode>.json`` (the user's sandbox directory, ``.sandbox/`` by default: the
 native sandbox under test lives in a temporary directory that is deleted at the end; when a test
-failed, its logs are kept in ``<SANDBOX_DIR>/e2e-logs/``). E2E_KEEP_SANDBOX=1 keeps the whole
+failed, its logs are kept in ``<SANDBOX_DIR>/e2e-logs/<mode>/``). E2E_KEEP_SANDBOX=1 keeps the whole
 temporary directory (its processes are stopped all the same).
 
 The fault tests (``test_faults.py``) stop and start parts of the stack: they run last, and their
@@ -102,14 +102,14 @@ def provider(request: pytest.FixtureRequest, pytestconfig: pytest.Config) -> Ite
     _VISIBILITY[stack.mode].mode = stack.mode
     _VISIBILITY[stack.mode].start_seconds = round(elapsed, 1) if stack.owned else None
     pytestconfig.stash[_STATE_DIR_KEY] = load_settings().state_dir
-    _SESSION_LOG[stack.mode] = stack.app_log()  # this session's records start here
     failed_before = request.session.testsfailed
     try:
+        _SESSION_LOG[stack.mode] = stack.app_log()  # this session's records start here
         yield stack
     finally:
         # A failure's evidence outlives the temporary sandbox: its logs go to <SANDBOX_DIR>/e2e-logs/.
         failed = request.session.testsfailed > failed_before
-        stack.stop(keep_logs=load_settings().state_dir / "e2e-logs" if failed else None)
+        stack.stop(keep_logs=load_settings().state_dir / "e2e-logs" / stack.mode if failed else None)
 
 
 @pytest.fixture(scope="session")

@@ -17,29 +17,28 @@ import subprocess
 import pytest
 
 from sandbox import engine
-from sandbox.env import fill_secrets
+from sandbox.compose import not_buildable
+from sandbox.env import ROOT, fill_secrets
 from tests.static.compose.images import IMAGES, Image
 from tests.static.compose.stack import ENV_EXAMPLE, VARIANTS, image_name, load_stack
 
-# The images tools/images/build.sh cannot build here (its README says why): absent, they skip even in CI.
-NOT_BUILDABLE = frozenset({"elasticsearch", "logstash", "kibana", "elastic/filebeat", "grafana/grafana",
-                           "grafana/loki", "grafana/alloy"})
 
-
-def _compose_images(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    """Repository -> the image reference compose names for it, over every variant."""
+def _compose_images(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[str, str]]:
+    """Repository -> the image reference compose names for it and the service, over every variant."""
     env_file = tmp_path_factory.mktemp("images") / ".env"
     env_file.write_text(fill_secrets(ENV_EXAMPLE.read_text(), lambda: "x" * 32))
     images = {}
     for variant in VARIANTS:
-        for service in load_stack(variant, env_file).services.values():
-            images[image_name(service["image"])] = service["image"]
+        for name, service in load_stack(variant, env_file).services.items():
+            images[image_name(service["image"])] = (service["image"], name)
     return images
 
 
 @pytest.fixture(scope="module")
-def compose_images(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+def compose_images(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[str, str]]:
     if not engine.docker_reachable():
+        if os.environ.get("CI") == "true":
+            pytest.fail("CI=true and no Docker engine answers `docker version` (.ci/run starts one)", pytrace=False)
         pytest.skip("no Docker engine answers `docker version`")
     return _compose_images(tmp_path_factory)
 
@@ -67,11 +66,12 @@ def _present(reference: str) -> bool:
 
 
 @pytest.mark.parametrize("repository", sorted(name for name in IMAGES if name != "observability-stack/app"))
-def test_the_image_on_this_machine_has_what_compose_relies_on(repository: str, compose_images: dict[str, str]) -> None:
-    reference = compose_images[repository]
+def test_the_image_on_this_machine_has_what_compose_relies_on(repository: str,
+                                                              compose_images: dict[str, tuple[str, str]]) -> None:
+    reference, service = compose_images[repository]
     if not _present(reference):
-        if repository in NOT_BUILDABLE:
-            pytest.skip(f"{reference} is not on this machine and cannot be built here (tools/images/README.md)")
+        if (reason := not_buildable(ROOT).get(service)) is not None:
+            pytest.skip(f"{reference} is not on this machine and cannot be built here: {reason}")
         if os.environ.get("CI") == "true":
             pytest.fail(f"CI=true and {reference} is missing: `make images` should have built it", pytrace=False)
         pytest.skip(f"{reference} is not on this machine: `make images` builds it")

@@ -2,10 +2,11 @@
 
 ``start_provider(mode)`` starts one of them for the session:
 
-- ``compose``: the user's compose stack when ``.sandbox/endpoints.json`` describes one whose app
-  answers (used as it is and left running); otherwise a compose project of the tests' own
-  (``COMPOSE_PROJECT_NAME=obs-e2e-<random>``), started with ``python -m sandbox up --mode compose`` and
-  removed at the end with its volumes (``down --volumes``). ``ProviderUnavailable`` when no Docker
+- ``compose``: a compose project of the tests' own (``COMPOSE_PROJECT_NAME=obs-e2e-<random>``),
+  started with ``python -m sandbox up --mode compose`` and removed at the end with its volumes
+  (``down --volumes``). With E2E_USE_RUNNING_STACK=1, the user's compose stack instead, when
+  ``.sandbox/endpoints.json`` describes one whose app answers: used as it is (the fault tests stop
+  and start its parts, the tests write into its database) and left running. ``ProviderUnavailable`` when no Docker
   engine with a recent enough compose plugin answers, or the app's base image is neither on this
   machine nor pullable (``make images`` builds it where there is no registry).
 - ``native``: a native sandbox of its own, always stopped and deleted at the end.
@@ -42,7 +43,7 @@ import pytest
 import requests
 
 from sandbox import engine, processes
-from sandbox.compose import compose_command, compose_endpoints
+from sandbox.compose import compose_command, compose_endpoints, not_buildable
 from sandbox.env import ROOT, Settings, load_settings, parse_env
 from sandbox.native import endpoints_file
 from tests.support.e2e_clients import LogFile, session
@@ -72,8 +73,6 @@ if len(sys.argv) > 1:
     os.kill(int(sys.argv[1]), signal.SIGKILL)
 print(" ".join(map(str, sorted(workers))))
 """
-# LOG_FILE of the app's and worker's containers (docker-compose.yml): the file the log shipper reads.
-APP_LOG_IN_CONTAINER = "/var/log/app/app.jsonl"
 _APP_METRICS = ("import urllib.request; "
                 "print(urllib.request.urlopen('http://127.0.0.1:9464/metrics', timeout=10).read().decode())")
 # A first compose `up` builds the app image (and pulls every other one where a registry answers); the
@@ -228,9 +227,14 @@ class Provider:
         return None
 
     def _in_app(self, *command: str) -> str:
-        done = self.compose("exec", "-T", "app", *command, timeout=60)
+        return self.in_app(*command).decode(errors="replace")
+
+    def in_app(self, *command: str) -> bytes:
+        """What ``command`` prints in the app's container (compose)."""
+        done = subprocess.run(compose_command(self.settings, "exec", "-T", "app", *command), env=self.env,
+                              capture_output=True, timeout=60, check=False)
         if done.returncode != 0:
-            raise ProviderError(f"`docker compose exec app {command[0]} ...` failed: {done.stderr[-2000:]}")
+            raise ProviderError(f"`docker compose exec app {command[0]} ...` failed: {done.stderr[-2000:]!r}")
         return done.stdout
 
     def compose(self, *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
@@ -261,7 +265,7 @@ class Provider:
             keep_logs.mkdir(parents=True, exist_ok=True)
             (keep_logs / "compose.log").write_text(self.compose("logs", "--no-color", "--timestamps").stdout)
         try:
-            done = self.sandbox("down", DOWN_TIMEOUT, "--volumes")
+            done = self.sandbox("down", DOWN_TIMEOUT, "--mode", self.mode, "--volumes")
             return done.stdout + done.stderr
         finally:
             if self.temp_root is not None:
@@ -273,24 +277,19 @@ class Provider:
 
 
 class ContainerLogFile(LogFile):
-    """APP_LOG_IN_CONTAINER inside the compose stack's app container, read with `docker compose exec`."""
+    """The app's log file (LOG_FILE of its container: the file the log shipper reads) inside the compose
+    stack's app container, read with `docker compose exec`."""
 
     def __init__(self, provider: Provider, offset: int) -> None:
-        super().__init__(Path(APP_LOG_IN_CONTAINER), offset)
+        super().__init__(Path("$LOG_FILE"), offset)
         self.provider = provider
 
-    def _exec(self, *command: str) -> bytes:
-        done = subprocess.run(compose_command(self.provider.settings, "exec", "-T", "app", *command),
-                              env=self.provider.env, capture_output=True, timeout=60, check=False)
-        if done.returncode != 0:
-            raise ProviderError(f"`docker compose exec app {command[0]} ...` failed: {done.stderr[-2000:]!r}")
-        return done.stdout
-
     def size(self) -> int:
-        return int(self._exec("stat", "--format=%s", APP_LOG_IN_CONTAINER))
+        """Its size now; 0 while the app has written nothing yet (as ``LogFile.from_end``)."""
+        return int(self.provider.in_app("sh", "-c", 'stat --format=%s "$LOG_FILE" 2>/dev/null || echo 0'))
 
     def read_from_offset(self) -> bytes:
-        return self._exec("tail", f"--bytes=+{self.offset + 1}", APP_LOG_IN_CONTAINER)
+        return self.provider.in_app("sh", "-c", f'tail --bytes=+{self.offset + 1} "$LOG_FILE" 2>/dev/null || true')
 
 
 def _parent(pid: int) -> int | None:
@@ -316,7 +315,7 @@ def start_provider(mode: str) -> Provider:
     if mode == "native":
         return _start_native()
     settings = load_settings()
-    if (running := _running_compose(settings)) is not None:
+    if os.environ.get("E2E_USE_RUNNING_STACK") == "1" and (running := _running_compose(settings)) is not None:
         return Provider("compose", dict(running), settings, {**os.environ}, owned=False)
     return _start_compose()
 
@@ -338,13 +337,14 @@ def _image_problem() -> str | None:
     return f"the app's base image {base} is not on this machine and cannot be pulled: `make images` builds it"
 
 
-def _own_stack_env(root: Path, **extra: str) -> dict[str, str]:
-    """The environment of a stack of the tests' own under ``root``: its .env, state and free ports."""
+def _own_stack_env(root: Path, mode: str, **extra: str) -> dict[str, str]:
+    """The environment of a stack of the tests' own under ``root``: its .env, state, free ports and
+    mode (so that no command meant for it can reach the user's stack)."""
     keys = port_keys()
     ports = dict(zip(keys, _distinct_free_ports(len(keys)), strict=True))
     env = {**os.environ, "SANDBOX_DIR": str(root / "state"), "SANDBOX_ENV_FILE": str(root / ".env"),
            **{key: str(port) for key, port in ports.items()}, **extra}
-    env.pop("SANDBOX_MODE", None)
+    env["SANDBOX_MODE"] = mode
     return env
 
 
@@ -352,7 +352,7 @@ def _start_compose() -> Provider:
     if (problem := engine.compose_problem() or _image_problem()) is not None:
         raise ProviderUnavailable(problem)
     root = Path(tempfile.mkdtemp(prefix="e2e-compose-"))
-    env = _own_stack_env(root, COMPOSE_PROJECT_NAME=f"obs-e2e-{secrets.token_hex(4)}")
+    env = _own_stack_env(root, "compose", COMPOSE_PROJECT_NAME=f"obs-e2e-{secrets.token_hex(4)}")
     try:
         done = subprocess.run([sys.executable, "-m", "sandbox", "up", "--mode", "compose"], cwd=ROOT, env=env,
                               capture_output=True, text=True, timeout=COMPOSE_UP_TIMEOUT, check=False)
@@ -368,7 +368,18 @@ def _start_compose() -> Provider:
         _remove_own_stack(env, root)
         raise ProviderError(f"`python -m sandbox up --mode compose` failed ({done.returncode}):\n"
                             f"{done.stdout[-4000:]}\n{done.stderr[-4000:]}\n{ps.stdout}")
-    return Provider("compose", endpoints, settings, env, owned=True, up_output=done.stdout, temp_root=root)
+    provider = Provider("compose", endpoints, settings, env, owned=True, up_output=done.stdout, temp_root=root)
+    unexpected = sorted(set(provider.left_out) - set(not_buildable(ROOT)) - _dependents(provider.left_out))
+    if unexpected and in_ci():  # `make images` ran: only what it cannot build may be missing
+        provider.stop()
+        raise ProviderError(f"CI=true and compose left out {unexpected}, which `make images` builds: "
+                            f"{ {name: provider.left_out[name] for name in unexpected} }")
+    return provider
+
+
+def _dependents(left_out: dict[str, str]) -> set[str]:
+    """The services left out only because a service they need was (sandbox.compose.plan's reason)."""
+    return {service for service, reason in left_out.items() if reason.startswith("needs ")}
 
 
 def native_programs_problem(settings: Settings) -> str | None:
@@ -386,7 +397,8 @@ def _start_native() -> Provider:
     # temporary directories: the state goes to a world-traversable one, as .sandbox/ in a checkout.
     root = Path(tempfile.mkdtemp(prefix="e2e-sandbox-"))
     root.chmod(0o755)
-    env = _own_stack_env(root, SANDBOX_START_TIMEOUT=os.environ.get("E2E_START_TIMEOUT", NATIVE_START_TIMEOUT))
+    timeout = os.environ.get("E2E_START_TIMEOUT", NATIVE_START_TIMEOUT)
+    env = _own_stack_env(root, "native", SANDBOX_START_TIMEOUT=timeout)
     env.pop("COMPOSE_FILE", None)
     try:
         done = subprocess.run([sys.executable, "-m", "sandbox", "up", "--mode", "native"], cwd=ROOT, env=env,
@@ -422,7 +434,7 @@ def _log_tails(settings: Settings, lines: int = 12, width: int = 300) -> str:
 
 
 def _remove_own_stack(env: dict[str, str], root: Path) -> None:
-    subprocess.run([sys.executable, "-m", "sandbox", "down", "--volumes"], cwd=ROOT, env=env, capture_output=True,
-                   text=True, timeout=DOWN_TIMEOUT, check=False)
+    subprocess.run([sys.executable, "-m", "sandbox", "down", "--mode", env["SANDBOX_MODE"], "--volumes"], cwd=ROOT,
+                   env=env, capture_output=True, text=True, timeout=DOWN_TIMEOUT, check=False)
     if not os.environ.get("E2E_KEEP_SANDBOX"):
         shutil.rmtree(root, ignore_errors=True)

@@ -2,15 +2,16 @@
 
 Two providers, tried in this order:
 
-1. Docker through testcontainers, on the images docker-compose.yml names (``postgres:<POSTGRES_VERSION>-alpine``,
-   ``redis:<REDIS_VERSION>-alpine``, versions from .env.example), used when the ``testcontainers``
-   package is importable and a Docker engine answers. If starting a container fails anyway (say the
-   image is not on this machine and no registry answers: ``make images`` builds it), the local
-   provider is tried next, with a warning. Ports are published on 127.0.0.1 only. Two settings suit
-   machines without a registry or inside a container, unless already set: Ryuk (the reaper of left
-   containers) is disabled when its image is not on this machine (every handle removes its own
-   container in ``close()``), and on a host that is itself a container (``/.dockerenv``) the
-   containers are reached at the engine's host, not the bridge gateway.
+1. Docker through testcontainers, on the images docker-compose.yml names
+   (``postgres:<POSTGRES_VERSION>-alpine``, ``redis:<REDIS_VERSION>-alpine``, from .env.example), used
+   when the ``testcontainers`` package is importable and a Docker engine answers. If starting a
+   container fails anyway (say the image is not on this machine and no registry answers: ``make
+   images`` builds it), the local provider is tried next, with a warning; in CI (``CI=true``) that is
+   a failure instead. Ports are published on 127.0.0.1 only. Two settings suit machines without a
+   registry or inside a container, unless already set: Ryuk (the reaper of left containers) is
+   disabled when its image is not on this machine (every handle removes its own container in
+   ``close()``), and on a host that is itself a container (``/.dockerenv``) the containers are
+   reached at the engine's host, not the bridge gateway.
 2. Local server binaries (Debian's ``postgresql`` and ``redis-server`` packages), started on free
    ports bound to 127.0.0.1 only, in temporary directories. PostgreSQL refuses to run as root, so
    as root its tools run as the ``postgres`` system user through ``runuser``.
@@ -146,6 +147,8 @@ def _provide(what: str, docker: Callable[[], _T], local: Callable[[], _T]) -> _T
         try:
             return docker()
         except Exception as exc:  # e.g. the image cannot be pulled: local binaries may still work
+            if os.environ.get("CI") == "true":  # where CI has an engine, testcontainers must work
+                raise RuntimeError(f"CI=true: {what} in Docker (testcontainers) failed") from exc
             warnings.warn(f"{what} in Docker failed, trying local binaries: {exc!r}", stacklevel=3)
             reasons.append(f"docker: {exc!r}")
     else:

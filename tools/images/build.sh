@@ -209,12 +209,8 @@ if [[ ${#shipped_cas[@]} -gt 0 ]]; then
 fi
 # Every tag and version up front: a compose file or .env.example this script cannot read stops it here.
 declare -A tag
-for service in app postgres redis prometheus alertmanager node-exporter jaeger mailpit loadgen \
-               elasticsearch logstash kibana filebeat grafana; do
+for service in app postgres redis prometheus alertmanager node-exporter jaeger mailpit loadgen; do
     tag[$service]=$(compose_image docker-compose.yml "$service")
-done
-for service in loki alloy; do
-    tag[$service]=$(compose_image extensions/loki/docker-compose.loki.yml "$service")
 done
 postgres_major=$(pin POSTGRES_VERSION)
 locust_version=$(pin LOCUST_VERSION)
@@ -233,13 +229,9 @@ go_image "${tag[jaeger]}" jaeger jaeger
 go_image "${tag[mailpit]}" mailpit mailpit "DEBIAN_IMAGE=$debian_trixie"
 recipe_image "${tag[loadgen]}" locust "PYTHON_IMAGE=$python" "LOCUST_VERSION=$locust_version"
 
-not_buildable "${tag[elasticsearch]}" "Maven's integ-test-zip would run, but the setup service's security API calls fail on it (they need the analysis-common module, which no registry here serves)"
-not_buildable "${tag[logstash]}" "no package registry here serves Logstash"
-not_buildable "${tag[kibana]}" "no package registry here serves Kibana"
-not_buildable "${tag[filebeat]}" "the Go module proxy serves Beats only as 7.17.x (github.com/elastic/beats/v7)"
-not_buildable "${tag[grafana]}" "Grafana's modules are AGPL, marked here not to use, and no registry serves a build"
-not_buildable "${tag[loki]}" "Loki's modules are AGPL, marked here not to use"
-not_buildable "${tag[alloy]}" "Alloy's modules are AGPL, marked here not to use"
+while IFS=$'\t' read -r service file reason; do
+    [[ -z $service || $service == \#* ]] || not_buildable "$(compose_image "$file" "$service")" "$reason"
+done < "$images_dir/not-buildable.tsv"
 
 # Newest first, so that an image goes before its parent; one that a container still uses stays.
 for ((i = ${#replaced[@]} - 1; i >= 0; i--)); do

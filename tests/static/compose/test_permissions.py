@@ -174,7 +174,8 @@ def _tmpfs_problems(services: dict[str, dict[str, Any]]) -> list[str]:
 
 def test_a_tmpfs_owned_by_mode_alone_is_caught() -> None:
     service = {"image": "redis:8.2-alpine", "user": "redis", "tmpfs": ["/run/redis:mode=1777,size=1m"]}
-    assert _tmpfs_problems({"redis": service}) == ["redis: tmpfs /run/redis is not owned by 999:1000 (mode=1777,size=1m)"]
+    expected = "redis: tmpfs /run/redis is not owned by 999:1000 (mode=1777,size=1m)"
+    assert _tmpfs_problems({"redis": service}) == [expected]
 
 
 def test_every_tmpfs_is_owned_by_its_services_user(stack: Stack) -> None:

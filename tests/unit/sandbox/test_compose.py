@@ -61,6 +61,9 @@ def sandbox_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A sandbox of the test's own: its .env and state directory under tmp_path."""
     monkeypatch.setenv("SANDBOX_DIR", str(tmp_path / "state"))
     monkeypatch.setenv("SANDBOX_ENV_FILE", str(tmp_path / ".env"))
+    for name in ("SANDBOX_MODE", "COMPOSE_FILE", "COMPOSE_PATH_SEPARATOR", "COMPOSE_PROJECT_NAME"):
+        monkeypatch.delenv(name, raising=False)  # the developer's shell must not change the answers
+    engine_module.engine_needs_start_interval_override.cache_clear()
     return tmp_path
 
 
@@ -143,6 +146,17 @@ def test_native_mode_asked_for_never_asks_docker(sandbox_env: Path, monkeypatch:
     assert main(["up", asked] if how == "argument" else ["up"]) == 0
     assert started
     assert not log.exists()
+
+
+def test_a_mode_asked_for_that_is_not_the_running_one_is_refused(sandbox_env: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    log = fake_docker(sandbox_env, monkeypatch)
+    monkeypatch.setattr(native, "up", _never_native)
+    assert main(["up"]) == 0  # compose, recorded
+    assert main(["up", "--mode", "native"]) == 2
+    assert "runs in compose mode, not native: `make down` first" in capsys.readouterr().err
+    assert main(["down", "--mode", "auto"]) == 0
+    assert log.read_text().splitlines()[-1].endswith("down --remove-orphans")
 
 
 def test_compose_mode_asked_for_fails_when_compose_cannot_run(sandbox_env: Path, monkeypatch: pytest.MonkeyPatch,

@@ -69,7 +69,7 @@ def test_the_compose_plugin_is_linked_where_docker_looks_unless_one_is_there(tmp
     assert done.returncode == 0, done.stderr
     assert f"==> docker-compose {PINS['COMPOSE_VERSION']}: up to date" in done.stdout
     if foreign:
-        assert not plugin.is_symlink() and "not ours; left as it is" in done.stdout
+        assert not plugin.is_symlink() and "already has a plugin; this build is not linked" in done.stdout
     else:
         assert plugin.resolve() == (bin_dir / "docker-compose").resolve()
 
