@@ -47,6 +47,9 @@ class Image:
     # Whether a service's `command` is the program that runs (no ENTRYPOINT, or one that execs any
     # other command), so that its first word must be one of `programs`.
     command_is_program: bool = False
+    # The image's VOLUME paths: without a mount there, each container gets an anonymous volume that
+    # `docker compose down` leaves behind.
+    volumes: frozenset[str] = frozenset()
 
 
 def _app_image() -> Image:
@@ -79,6 +82,7 @@ IMAGES: dict[str, Image] = {
                "`install --directory --owner postgres --group postgres --mode 1777 $PGDATA`",
         users={"postgres": (70, 70)},
         directories={"/var/lib/postgresql/data": Directory(70, 70, 0o1777)},
+        volumes=frozenset({"/var/lib/postgresql/data"}),
     ),
     "redis": Image(
         programs=frozenset({"redis-server", "redis-cli"}) | BUSYBOX,
@@ -87,6 +91,7 @@ IMAGES: dict[str, Image] = {
                "docker-entrypoint.sh execs any command other than redis-server as given",
         users={"redis": (999, 1000)},
         command_is_program=True,
+        volumes=frozenset({"/data"}),
     ),
     # Docker Hub's elasticsearch/logstash/kibana images are built from elastic/dockerfiles (branch per
     # minor, 9.x: redhat/ubi9-minimal). ubi9-minimal ships bash as /bin/sh, curl (curl-minimal: the
@@ -127,6 +132,7 @@ IMAGES: dict[str, Image] = {
         shell=True,
         source="prometheus/prometheus Dockerfile: busybox, USER nobody, /prometheus nobody:nobody g+w",
         directories={"/prometheus": Directory(65534, 65534, 0o775)},
+        volumes=frozenset({"/prometheus"}),
     ),
     "prom/alertmanager": Image(
         programs=frozenset({"/bin/alertmanager", "amtool"}) | BUSYBOX,
@@ -134,6 +140,7 @@ IMAGES: dict[str, Image] = {
         source="prometheus/alertmanager Dockerfile (v0.31.1): busybox, USER nobody, /alertmanager "
                "nobody:nobody g+w",
         directories={"/alertmanager": Directory(65534, 65534, 0o775)},
+        volumes=frozenset({"/alertmanager"}),
     ),
     "prom/node-exporter": Image(
         programs=frozenset({"/bin/node_exporter"}) | BUSYBOX,
@@ -152,7 +159,8 @@ IMAGES: dict[str, Image] = {
         programs=frozenset({"/cmd/jaeger/jaeger-linux"}) | BUSYBOX,
         shell=True,
         source="jaegertracing/jaeger v2.13.0 cmd/jaeger/Dockerfile and scripts/build/docker/base/Dockerfile "
-               "(alpine 3.22)",
+               "(alpine 3.22); `VOLUME [\"/tmp\"]`",
+        volumes=frozenset({"/tmp"}),
     ),
     "grafana/grafana": Image(
         programs=frozenset({"grafana", "curl", "bash"}) | BUSYBOX,

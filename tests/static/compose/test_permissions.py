@@ -7,6 +7,7 @@
   must be readable by every shipper that mounts the app-logs volume;
 - a host path bound into a container asks for no mount propagation, which Docker Desktop, WSL2 and
   rootless engines refuse for `/` (the container would never start);
+- every VOLUME an image declares has a mount, so that no container leaves an anonymous volume;
 - a tmpfs is owned (uid, gid) by the user of its service: a restarted container gets its tmpfs back
   as mode 0755 whatever `mode=` said, keeping only the owner (docker/for-linux#138; seen on Engine
   20.10 here, still open upstream), so a mode that lets others write works only until a restart.
@@ -180,3 +181,23 @@ def test_a_tmpfs_owned_by_mode_alone_is_caught() -> None:
 
 def test_every_tmpfs_is_owned_by_its_services_user(stack: Stack) -> None:
     assert _tmpfs_problems(stack.services) == []
+
+
+def _anonymous_volumes(services: dict[str, dict[str, Any]]) -> list[str]:
+    problems = []
+    for name, service in services.items():
+        mounted = {str(mount.target) for mount in mounts(service)}
+        problems += [f"{name}: {image_name(service['image'])} declares VOLUME {path}, and nothing is mounted there"
+                     for path in sorted(IMAGES[image_name(service["image"])].volumes - mounted)]
+    return problems
+
+
+def test_an_image_volume_without_a_mount_is_caught() -> None:
+    service = {"image": "jaegertracing/jaeger:2.13.0", "user": "10001"}
+    assert _anonymous_volumes({"jaeger": service}) == [
+        "jaeger: jaegertracing/jaeger declares VOLUME /tmp, and nothing is mounted there"]
+
+
+def test_no_container_leaves_an_anonymous_volume(stack: Stack) -> None:
+    """`make down` keeps anonymous volumes: every VOLUME of an image gets a named volume, a bind or a tmpfs."""
+    assert _anonymous_volumes(stack.services) == []
