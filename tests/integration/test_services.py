@@ -34,6 +34,31 @@ def _redis_client(url: str) -> redis.Redis:
     return redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=2, retry=Retry(NoBackoff(), 0))
 
 
+def _listening_addresses(port: int) -> set[str]:
+    """The addresses this machine listens on at TCP ``port`` (IPv4 and IPv6, from /proc/net)."""
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            local, state = line.split()[1], line.split()[3]
+            address, port_hex = local.rsplit(":", 1)
+            if state == "0A" and int(port_hex, 16) == port:  # 0A: LISTEN
+                found.add(address)
+    return found
+
+
+# 127.0.0.1 as /proc/net/tcp writes it (little-endian hex), and ::1 or ::ffff:127.0.0.1 in tcp6.
+LOOPBACK_HEX = {"0100007F", "00000000000000000000000001000000", "0000000000000000FFFF00000100007F"}
+
+
+@pytest.mark.parametrize("server", ["postgres", "redis_server"])
+def test_the_servers_listen_on_loopback_only(server: str, request: pytest.FixtureRequest) -> None:
+    """Whichever provider runs them (testcontainers' published port, or the local binaries)."""
+    port = request.getfixturevalue(server).port
+    addresses = _listening_addresses(port)
+    assert addresses, f"nothing listens on port {port}"
+    assert addresses <= LOOPBACK_HEX, addresses
+
+
 def _table_name() -> str:
     # The server is shared by the whole session: every test gets its own table.
     return f"t_{uuid.uuid4().hex[:12]}"

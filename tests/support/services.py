@@ -239,8 +239,11 @@ class _DockerService:
 
 def _run_container(container: Any, internal_port: int) -> tuple[str, int]:
     """Start the container; return the host and port to reach ``internal_port`` at."""
-    # A fixed host port, unlike the default random one, survives a container stop/start; on loopback only.
-    container.with_bind_ports(internal_port, (LOOPBACK, free_port()))
+    # A fixed host port, unlike the default random one, survives a container stop/start. On loopback
+    # only: with_bind_ports takes no address, but the mapping goes to docker-py's `ports`, which takes
+    # (address, port).
+    container.with_bind_ports(internal_port, free_port())
+    container.ports[str(internal_port)] = (LOOPBACK, container.ports[str(internal_port)])
     try:
         container.start()
         return container.get_container_host_ip(), int(container.get_exposed_port(internal_port))
