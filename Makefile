@@ -46,7 +46,7 @@ logs: venv ## Follow the sandbox's logs; SERVICE=name for one service (compose) 
 	@$(BIN)/python -m sandbox logs $(SERVICE)
 
 doctor: venv ## Check what `make up` needs: Docker engine, compose v2, vm.max_map_count, memory, free ports
-	@$(BIN)/python -m sandbox doctor
+	@$(BIN)/python -m sandbox doctor $(SANDBOX_ARGS)
 
 test: lint tools ## Everything runnable on this machine: lint, static checks, unit, integration and e2e tests
 	@$(PYTEST) tests

@@ -120,7 +120,7 @@ def _command(args: argparse.Namespace) -> int:
         return up(args.mode)
     settings = load_settings()
     if args.command == "doctor":
-        return doctor.main(settings)
+        return doctor.main(settings, args.mode or settings.get("SANDBOX_MODE", "auto"))
     mode = current_mode(settings, args.mode or settings.get("SANDBOX_MODE", "auto"))
     if args.command == "logs":
         return logs(settings, mode, args.service)

@@ -177,24 +177,27 @@ def check_native_programs(s: Settings) -> Check:
     return _ok("native programs", ", ".join(found))
 
 
-def run_checks(s: Settings) -> list[Check]:
-    version = engine.engine_version()
-    checks = [check_engine(version)]
-    if version is not None:
+def run_checks(s: Settings, mode: str = "auto") -> list[Check]:
+    """The checks of the mode ``make up`` would start (``mode``: auto, compose or native)."""
+    version = None if mode == "native" else engine.engine_version()
+    checks = [] if mode == "native" else [check_engine(version)]
+    usable = version is not None and (engine.parse_version(version) or ()) >= engine.MIN_ENGINE_VERSION
+    if mode == "compose" or (mode == "auto" and usable):
         checks += [check_compose(engine.compose_version()), check_max_map_count(),
                    check_memory(available_memory_mib(), engine_memory_mib()),
                    check_ports(s, compose.PUBLISHED_PORTS)]
-    else:
-        native_ports = [key for component in native() for key in component.ports]
-        # The native Elasticsearch listens on 127.0.0.1 only, so it does not enforce its bootstrap
-        # checks: a low value is worth knowing (it may fail under load), not a failure.
-        map_count = check_max_map_count()
-        if map_count.verdict == "fail":
-            map_count = _warn(map_count.name, f"{map_count.detail.split(':')[0]}: the native Elasticsearch (loopback "
-                              "only) starts, but may fail under load; the compose stack's fails at once. Raise it "
-                              f"with `sudo sysctl -w vm.max_map_count={MIN_MAX_MAP_COUNT}`")
-        checks += [check_native_programs(s), check_ports(s, native_ports), map_count]
-    return checks
+        return checks
+    if checks and checks[0].verdict == "fail":  # auto mode on a too old engine: `make up` goes native
+        checks[0] = _warn(checks[0].name, f"{checks[0].detail}: `make up` runs native processes")
+    native_ports = [key for component in native() for key in component.ports]
+    # The native Elasticsearch listens on 127.0.0.1 only, so it does not enforce its bootstrap
+    # checks: a low value is worth knowing (it may fail under load), not a failure.
+    map_count = check_max_map_count()
+    if map_count.verdict == "fail":
+        map_count = _warn(map_count.name, f"{map_count.detail.split(':')[0]}: the native Elasticsearch (loopback "
+                          "only) starts, but may fail under load; the compose stack's fails at once. Raise it "
+                          f"with `sudo sysctl -w vm.max_map_count={MIN_MAX_MAP_COUNT}`")
+    return [*checks, check_native_programs(s), check_ports(s, native_ports), map_count]
 
 
 def report(checks: list[Check]) -> int:
@@ -207,8 +210,8 @@ def report(checks: list[Check]) -> int:
     return 1 if failed else 0
 
 
-def main(s: Settings) -> int:
+def main(s: Settings, mode: str = "auto") -> int:
     if os.environ.get("DOCKER_HOST"):
         print(f"DOCKER_HOST={os.environ['DOCKER_HOST']}: the engine's host, not this one, needs vm.max_map_count "
               "and memory; the checks below read this machine's.")
-    return report(run_checks(s))
+    return report(run_checks(s, mode))

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from sandbox import doctor
+from sandbox import compose, doctor
 from sandbox.components import native
 from sandbox.env import Settings
 
@@ -91,3 +91,27 @@ def test_without_docker_the_native_prerequisites_are_checked(tmp_path: Path, mon
     names = [check.name for check in doctor.run_checks(s)]
     assert names == ["docker engine", "native programs", "ports", "vm.max_map_count"]
     assert all(check.verdict != "fail" or check.name == "native programs" for check in doctor.run_checks(s))
+
+
+@pytest.mark.parametrize(("engine", "mode", "first"), [
+    ("28.2.2", "native", "native programs"),  # an engine answers, but native was asked for
+    ("19.03.15", "auto", "docker engine"),    # too old: `make up` goes native, and so do the checks
+    ("28.2.2", "auto", "docker engine"),
+])
+def test_the_checks_follow_the_mode_make_up_would_start(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                        engine: str, mode: str, first: str) -> None:
+    docker = tmp_path / "bin" / "docker"
+    docker.parent.mkdir()
+    docker.write_text(f"#!/bin/sh\ncase \"$*\" in version*) echo {engine} ;; *) echo 2.40.3 ;; esac\n")
+    docker.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{docker.parent}:/usr/bin:/bin")
+    port_keys = sorted({key for component in native() for key in component.ports} | set(compose.PUBLISHED_PORTS))
+    s = _settings(tmp_path, ELASTIC_VERSION="9.5.4", GO_VERSION="1.26",
+                  **{key: str(20000 + n) for n, key in enumerate(port_keys)})
+    checks = doctor.run_checks(s, mode)
+    names = [check.name for check in checks]
+    assert names[0] == first
+    native_checked = "native programs" in names
+    assert native_checked is (mode == "native" or engine.startswith("19"))
+    if engine.startswith("19"):
+        assert checks[0].verdict == "warn" and "runs native processes" in checks[0].detail
