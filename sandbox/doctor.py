@@ -1,12 +1,12 @@
-"""``python -m sandbox doctor`` (``make doctor``): what ``make up`` will need, checked before it runs.
+"""``python -m sandbox doctor`` (``make doctor``): what ``make up`` will need, checked before it runs,
+for the mode it would start (MODE= or SANDBOX_MODE, else auto).
 
-With a Docker engine: the engine answers and is 20.10 or newer (older than 25: said, since the
-stack then runs with a generated healthcheck override), the compose plugin is v2 and recent enough,
-``vm.max_map_count`` is high enough for Elasticsearch, memory fits the stack's budget, and the ports
-docker-compose.yml publishes are free. Without one: the programs of the native sandbox are installed
-and its ports are free. Every check prints one line; the exit code is 1 when a check failed (``make
-up`` would fail), 0 otherwise (warnings included).
-"""
+Compose (asked for, or in auto mode an engine 20.10 or newer answers): the engine's version (older
+than 25: said, since the stack then runs with a generated healthcheck override), the compose plugin
+is v2 and recent enough, ``vm.max_map_count`` is high enough for Elasticsearch, memory fits the
+stack's budget, and the ports docker-compose.yml publishes are free. Native: the programs of the
+native sandbox are installed and its ports are free. Every check prints one line; the exit code is
+1 when a check failed (``make up`` would fail), 0 otherwise (warnings included)."""
 
 from __future__ import annotations
 
