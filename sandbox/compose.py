@@ -188,8 +188,7 @@ def not_buildable(root: Path) -> dict[str, str]:
 
 
 def local_images() -> set[str]:
-    listed = _output(["docker", "images", "--format", "{{.Repository}}:{{.Tag}}"])
-    return set(listed.stdout.split()) if listed.returncode == 0 else set()
+    return set((engine.docker("images", "--format", "{{.Repository}}:{{.Tag}}") or "").split())
 
 
 def plan_services(s: Settings) -> Plan:

@@ -14,7 +14,6 @@ import json
 import os
 import re
 import shutil
-import subprocess
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -121,14 +120,8 @@ def check_memory(available_mib: int | None, engine_total_mib: int | None) -> Che
 
 
 def engine_memory_mib(timeout: float = 5.0) -> int | None:
-    try:
-        # The docker CLI from PATH, as a user would run it.
-        done = subprocess.run(["docker", "info", "--format", "{{.MemTotal}}"], capture_output=True,  # noqa: S607
-                              text=True, stdin=subprocess.DEVNULL, timeout=timeout, check=False)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    value = done.stdout.strip()
-    return int(value) // _MIB if done.returncode == 0 and value.isdigit() else None
+    value = engine.docker("info", "--format", "{{.MemTotal}}", timeout=timeout) or ""
+    return int(value) // _MIB if value.isdigit() else None
 
 
 def check_ports(s: Settings, keys: Iterable[str], in_use: Callable[[int], bool] = port_in_use) -> Check:

@@ -30,7 +30,7 @@ def parse_version(text: str) -> tuple[int, ...] | None:
     return tuple(int(part) for part in match.groups() if part is not None)
 
 
-def _docker(*args: str, timeout: float) -> str | None:
+def docker(*args: str, timeout: float = 60.0) -> str | None:
     """The stripped stdout of ``docker ARGS``, or None when it fails, hangs or there is no CLI."""
     if shutil.which("docker") is None:
         return None
@@ -44,7 +44,7 @@ def _docker(*args: str, timeout: float) -> str | None:
 
 def engine_version(timeout: float = 5.0) -> str | None:
     """The engine's version as it reports it, or None when no engine answers."""
-    return _docker("version", "--format", "{{.Server.Version}}", timeout=timeout) or None
+    return docker("version", "--format", "{{.Server.Version}}", timeout=timeout) or None
 
 
 def docker_reachable(timeout: float = 5.0) -> bool:
@@ -53,7 +53,7 @@ def docker_reachable(timeout: float = 5.0) -> bool:
 
 def compose_version(timeout: float = 10.0) -> tuple[int, ...] | None:
     """The version of the compose plugin (``docker compose``), or None when there is none."""
-    printed = _docker("compose", "version", "--short", timeout=timeout)
+    printed = docker("compose", "version", "--short", timeout=timeout)
     return parse_version(printed) if printed else None
 
 

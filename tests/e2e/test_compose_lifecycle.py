@@ -12,12 +12,12 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
 import time
 from typing import Any
 
 import pytest
 
+from sandbox import engine
 from tests.support.e2e_clients import session
 from tests.support.e2e_stack import Provider
 from tests.support.faults import Reliability
@@ -37,9 +37,9 @@ def own_stack(provider: Provider) -> Provider:
 
 
 def _docker(*args: str) -> str:
-    done = subprocess.run(["docker", *args], capture_output=True, text=True, timeout=60, check=False)
-    assert done.returncode == 0, done.stderr
-    return done.stdout
+    out = engine.docker(*args)
+    assert out is not None, f"`docker {' '.join(args)}` failed"
+    return out
 
 
 def _project(stack: Provider) -> str:

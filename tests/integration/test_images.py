@@ -61,8 +61,7 @@ def _run_probe(reference: str, script: str) -> list[list[str]]:
 
 
 def _present(reference: str) -> bool:
-    return subprocess.run(["docker", "image", "inspect", reference], capture_output=True, timeout=60,
-                          check=False).returncode == 0
+    return engine.docker("image", "inspect", reference) is not None
 
 
 @pytest.mark.parametrize("repository", sorted(name for name in IMAGES if name != "observability-stack/app"))

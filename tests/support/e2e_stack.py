@@ -331,9 +331,8 @@ def app_base_image(dockerfile: Path = ROOT / "app" / "Dockerfile") -> str:
 def _image_problem() -> str | None:
     """Why the compose stack's app image cannot be built here, or None (pulled where a registry answers)."""
     base = app_base_image()
-    for command in (["docker", "image", "inspect", base], ["docker", "pull", "--quiet", base]):
-        if subprocess.run(command, capture_output=True, timeout=600, check=False).returncode == 0:
-            return None
+    if engine.docker("image", "inspect", base) is not None or engine.docker("pull", "--quiet", base, timeout=600):
+        return None
     return f"the app's base image {base} is not on this machine and cannot be pulled: `make images` builds it"
 
 
