@@ -55,8 +55,8 @@ from sandbox.env import ROOT, parse_env
 
 READY_TIMEOUT = 30.0  # seconds a server gets to answer after being started
 _PINS = parse_env((ROOT / ".env.example").read_text())
-_PG_IMAGE = f"postgres:{_PINS['POSTGRES_VERSION']}-alpine"
-_REDIS_IMAGE = f"redis:{_PINS['REDIS_VERSION']}-alpine"
+POSTGRES_IMAGE = f"postgres:{_PINS['POSTGRES_VERSION']}-alpine"
+REDIS_IMAGE = f"redis:{_PINS['REDIS_VERSION']}-alpine"
 # Durability is worthless for throwaway test data and costs seconds per run.
 _PG_TUNING = {"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"}
 
@@ -256,7 +256,7 @@ def _run_container(container: Any, internal_port: int) -> tuple[str, int]:
 def _docker_postgres() -> PostgresServer:
     password = secrets.token_hex(16)
     container = _testcontainers_class("postgres", "PostgresContainer")(
-        _PG_IMAGE, username=pg.USER, password=password, dbname=pg.DATABASE, driver="psycopg"
+        POSTGRES_IMAGE, username=pg.USER, password=password, dbname=pg.DATABASE, driver="psycopg"
     )
     tuning = [arg for key, value in _PG_TUNING.items() for arg in ("-c", f"{key}={value}")]
     container.with_command(["postgres", *tuning])
@@ -266,7 +266,7 @@ def _docker_postgres() -> PostgresServer:
 
 
 def _docker_redis() -> RedisServer:
-    container = _testcontainers_class("redis", "RedisContainer")(_REDIS_IMAGE)
+    container = _testcontainers_class("redis", "RedisContainer")(REDIS_IMAGE)
     container.with_command(["redis-server", *redis_server.NO_PERSISTENCE])
     host, port = _run_container(container, 6379)
     service = _DockerService(container, redis_server.probe(host, port), "Redis container")

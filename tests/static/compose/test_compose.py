@@ -20,6 +20,7 @@ import pytest
 from sandbox.compose import PUBLISHED_PORTS
 from sandbox.doctor import COMPOSE_MEMORY_BUDGET_MIB
 from sandbox.env import SECRET_SUFFIXES, fill_secrets, parse_env
+from tests.support.services import POSTGRES_IMAGE, REDIS_IMAGE
 from tests.support.tools import tool_path
 
 REPO = Path(__file__).resolve().parents[3]
@@ -336,3 +337,9 @@ def test_prometheus_scrapes_compose_services_on_their_ports(services: dict[str, 
         found |= set(re.findall(r'"([a-z-]+:\d+)"', path.read_text()))
     assert found == expected
     assert {target.split(":")[0] for target in found} <= set(services)
+
+
+def test_the_integration_tests_containers_run_the_compose_images(services: dict[str, dict[str, Any]]) -> None:
+    """testcontainers (tests/support/services.py) runs what compose runs, so `make images` serves both."""
+    assert services["postgres"]["image"] == POSTGRES_IMAGE
+    assert services["redis"]["image"] == REDIS_IMAGE
