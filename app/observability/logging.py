@@ -1,6 +1,7 @@
 """JSON logs: one line per record, through stdlib logging and python-json-logger's orjson formatter.
 
-Every record carries `timestamp` (UTC, ISO-8601), `level`, `logger`, `message`, `service`, `pid`, the log
+Every record carries `timestamp` (UTC, ISO-8601), `level`, `logger`, `message`, `service` (name, version,
+environment, and `node.name`: the host name, which tells containers sharing one log file apart), `pid`, the log
 `layer` of the design (`application` with a `category` of business/error/audit, `access`, `system`)
 and, when known, the request context, `user_id`, `request_id`, `trace_id`, `span_id`, task and
 `error` (type, message, stack_trace). Values of fields whose names look secret are redacted.
@@ -18,6 +19,7 @@ import functools
 import json
 import logging
 import os
+import socket
 from datetime import UTC, datetime
 from typing import Any
 
@@ -65,6 +67,8 @@ class JsonLogFormatter(OrjsonFormatter):
             "name": config.service_name,
             "version": config.service_version,
             "environment": config.environment,
+            # ECS's service.node.name: pids repeat across containers that write the same file.
+            "node": {"name": socket.gethostname()},
         }
         self._with_trace_ids = config.tracing_enabled
         self._redactor = Redactor.from_config(config)

@@ -172,9 +172,11 @@ def _wait_notified(sink: WebhookSink, mailpit: Mailpit, since: float) -> dict[st
 
 
 def _per_process(records: list[dict[str, Any]], *keys: str) -> dict[str, int]:
+    """Counts per process (host and pid: in compose, pids repeat across containers) and ``keys``."""
     counts: dict[str, int] = {}
     for record in records:
-        key = "/".join(str(record.get(k)) for k in ("pid", *keys))
+        node = (record.get("service") or {}).get("node", {}).get("name")
+        key = "/".join(str(part) for part in (node, record.get("pid"), *(record.get(k) for k in keys)))
         counts[key] = counts.get(key, 0) + 1
     return counts
 

@@ -4,6 +4,7 @@ import json
 import logging
 import multiprocessing
 import os
+import socket
 from pathlib import Path
 
 from observability import ObservabilityConfig
@@ -27,7 +28,8 @@ def test_record_has_the_documented_fields() -> None:
     assert record["level"] == "INFO"
     assert record["logger"] == "service.x"
     assert record["message"] == "hello"
-    assert record["service"] == {"name": "episodes-api", "version": "0.1.0", "environment": "development"}
+    assert record["service"] == {"name": "episodes-api", "version": "0.1.0", "environment": "development",
+                                 "node": {"name": socket.gethostname()}}
     assert (record["layer"], record["category"]) == ("application", "business")
 
 
