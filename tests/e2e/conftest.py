@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from opentelemetry.instrumentation.requests import RequestsInstrumentor
 
 from sandbox.env import load_settings
 from tests.support.e2e_clients import Jaeger, LogFile, Mailpit, Prometheus, WebhookSink
@@ -75,13 +76,25 @@ def _run_order(item: pytest.Item) -> tuple[int, int]:
 
 @pytest.hookimpl(trylast=True)  # after pytest's own grouping by fixture parameters
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    items.sort(key=_run_order)  # stable: each group keeps its order
+    # Only the e2e tests move, within the places they had: the rest of the session keeps its order.
+    slots = [n for n, item in enumerate(items) if Path(item.fspath).is_relative_to(HERE)]
+    for slot, item in zip(slots, sorted((items[n] for n in slots), key=_run_order), strict=True):
+        items[slot] = item  # sorted() is stable: each group keeps its order
     for item in items:
         if Path(item.fspath).is_relative_to(HERE):
             item.add_marker(pytest.mark.e2e)
             own = item.get_closest_marker("timeout")
             budget = own.args[0] if own and own.args else DEFAULT_TEST_TIMEOUT_SECONDS
             item.add_marker(pytest.mark.timeout(budget + START_BUDGET_SECONDS), append=False)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def uninstrumented_clients() -> None:
+    """The e2e tests are clients from outside the stack: the package's `requests` instrumentation, which
+    tests that ran earlier in this process may have installed, must not give the app's spans a parent."""
+    instrumentor = RequestsInstrumentor()
+    if instrumentor.is_instrumented_by_opentelemetry:
+        instrumentor.uninstrument()
 
 
 @pytest.fixture(scope="session", params=selected_providers())
