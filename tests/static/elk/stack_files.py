@@ -45,7 +45,7 @@ def readme_log_fields() -> set[str]:
             continue
         cells = [cell.strip() for cell in line.strip("|").split("|")]
         names = re.findall(r"`([a-z_]+)`", cells[0])
-        children = re.findall(r"`\{([a-z_, ]+)\}`", cells[2])
+        children = re.findall(r"`\{([a-z_., ]+)\}`", cells[2])
         for name in names:
             if children:
                 fields.update(f"{name}.{child.strip()}" for child in children[0].split(","))
