@@ -34,6 +34,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -139,7 +140,6 @@ class Provider:
     settings: Settings
     env: dict[str, str]  # the environment `python -m sandbox` runs with for this stack
     owned: bool  # started by the tests: stopped by them
-    up_output: str = ""
     temp_root: Path | None = None  # the native sandbox's temporary directory
     urls: dict[str, str] = field(init=False)
     auth: dict[str, tuple[str, str]] = field(init=False)
@@ -352,28 +352,35 @@ def _start_compose() -> Provider:
         raise ProviderUnavailable(problem)
     root = Path(tempfile.mkdtemp(prefix="e2e-compose-"))
     env = _own_stack_env(root, "compose", COMPOSE_PROJECT_NAME=f"obs-e2e-{secrets.token_hex(4)}")
-    try:
-        done = subprocess.run([sys.executable, "-m", "sandbox", "up", "--mode", "compose"], cwd=ROOT, env=env,
-                              capture_output=True, text=True, timeout=COMPOSE_UP_TIMEOUT, check=False)
-    except subprocess.TimeoutExpired as exc:
-        _remove_own_stack(env, root)
-        raise ProviderError(f"`python -m sandbox up --mode compose` did not finish within {COMPOSE_UP_TIMEOUT}s:\n"
-                            f"{_text(exc.stdout)[-4000:]}\n{_text(exc.stderr)[-4000:]}") from None
-    settings = load_settings(environ=env)
-    endpoints = read_endpoints(endpoints_file(settings))
-    if done.returncode != 0 or endpoints.get("mode") != "compose":
-        ps = subprocess.run(compose_command(settings, "ps", "--all"), env=env, capture_output=True, text=True,
-                            check=False)
-        _remove_own_stack(env, root)
-        raise ProviderError(f"`python -m sandbox up --mode compose` failed ({done.returncode}):\n"
-                            f"{done.stdout[-4000:]}\n{done.stderr[-4000:]}\n{ps.stdout}")
-    provider = Provider("compose", endpoints, settings, env, owned=True, up_output=done.stdout, temp_root=root)
+    provider = _start_own(root, env, COMPOSE_UP_TIMEOUT, lambda settings: subprocess.run(
+        compose_command(settings, "ps", "--all"), env=env, capture_output=True, text=True, check=False).stdout)
     unexpected = sorted(set(provider.left_out) - set(not_buildable(ROOT)) - _dependents(provider.left_out))
     if unexpected and in_ci():  # `make images` ran: only what it cannot build may be missing
         provider.stop()
         raise ProviderError(f"CI=true and compose left out {unexpected}, which `make images` builds: "
                             f"{ {name: provider.left_out[name] for name in unexpected} }")
     return provider
+
+
+def _start_own(root: Path, env: dict[str, str], timeout: float, diagnose: Callable[[Settings], str]) -> Provider:
+    """`python -m sandbox up` for a stack of the tests' own (its mode in ``env``); when it fails, the
+    stack is removed and ProviderError carries its output and ``diagnose``'s."""
+    mode = env["SANDBOX_MODE"]
+    command = [sys.executable, "-m", "sandbox", "up", "--mode", mode]
+    try:
+        done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout, check=False)
+    except subprocess.TimeoutExpired as exc:
+        _remove_own_stack(env, root)
+        raise ProviderError(f"`python -m sandbox up --mode {mode}` did not finish within {timeout}s:\n"
+                            f"{_text(exc.stdout)[-4000:]}\n{_text(exc.stderr)[-4000:]}") from None
+    settings = load_settings(environ=env)
+    endpoints = read_endpoints(endpoints_file(settings))
+    if done.returncode != 0 or endpoints.get("mode") != mode:
+        diagnosis = diagnose(settings)
+        _remove_own_stack(env, root)
+        raise ProviderError(f"`python -m sandbox up --mode {mode}` failed ({done.returncode}):\n"
+                            f"{done.stdout[-4000:]}\n{done.stderr[-4000:]}\n{diagnosis}")
+    return Provider(mode, endpoints, settings, env, owned=True, temp_root=root)
 
 
 def _dependents(left_out: dict[str, str]) -> set[str]:
@@ -399,21 +406,7 @@ def _start_native() -> Provider:
     timeout = os.environ.get("E2E_START_TIMEOUT", NATIVE_START_TIMEOUT)
     env = _own_stack_env(root, "native", SANDBOX_START_TIMEOUT=timeout)
     env.pop("COMPOSE_FILE", None)
-    try:
-        done = subprocess.run([sys.executable, "-m", "sandbox", "up", "--mode", "native"], cwd=ROOT, env=env,
-                              capture_output=True, text=True, timeout=NATIVE_UP_TIMEOUT, check=False)
-    except subprocess.TimeoutExpired as exc:
-        _remove_own_stack(env, root)
-        raise ProviderError(f"`python -m sandbox up` (native) did not finish within {NATIVE_UP_TIMEOUT}s:\n"
-                            f"{_text(exc.stdout)[-4000:]}\n{_text(exc.stderr)[-4000:]}") from None
-    settings = load_settings(environ=env)
-    endpoints = read_endpoints(endpoints_file(settings))
-    if done.returncode != 0 or endpoints.get("mode") != "native":
-        logs = _log_tails(settings)
-        _remove_own_stack(env, root)
-        raise ProviderError(f"`python -m sandbox up` (native) failed ({done.returncode}):\n{done.stdout[-4000:]}\n"
-                            f"{done.stderr[-4000:]}\n{logs}")
-    return Provider("native", endpoints, settings, env, owned=True, up_output=done.stdout, temp_root=root)
+    return _start_own(root, env, NATIVE_UP_TIMEOUT, _log_tails)
 
 
 def _text(output: Any) -> str:
