@@ -11,7 +11,7 @@ PYTEST := $(BIN)/python -m pytest
 # The pinned Go programs the tests and the native sandbox use (tools/build.sh; cached outside the repo).
 GO_TOOLS := prometheus promtool promql-names alertmanager amtool compose-check jaeger mailpit
 
-.PHONY: help up down status ps logs doctor test test-unit test-integration lint check tools dashboards lock clean bench
+.PHONY: help up down status ps logs doctor test test-unit test-integration lint check tools images dashboards lock clean bench
 
 help: ## Show this list
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -64,7 +64,6 @@ tools: ## Build the pinned Go tools (Prometheus, promtool, Alertmanager, amtool,
 	@tools/build.sh $(GO_TOOLS) || { status=$$?; if [ $$status -eq 3 ] && [ "$${CI:-}" != true ]; then \
 		echo "==> no Go: the tests that need these tools skip"; else exit $$status; fi; }
 
-.PHONY: images
 images: ## Build the compose stack's images from package registries, no image registry needed (tools/images/README.md)
 	@tools/images/build.sh
 
