@@ -65,7 +65,12 @@ def current_mode(s: Settings, asked: str, *, quiet: bool = True) -> str:
     return recorded
 
 
-def up(asked: str | None) -> int:
+def asked_mode(args: argparse.Namespace, s: Settings) -> str:
+    """The mode asked for: --mode (make's MODE=), else SANDBOX_MODE, else auto."""
+    return args.mode or s.get("SANDBOX_MODE", "auto")
+
+
+def up(args: argparse.Namespace) -> int:
     env_file = env_file_path()
     if create_env_file(ROOT / ".env.example", env_file):
         print(f"Created {env_file} from .env.example, with fresh secrets (mode 0600).")
@@ -74,7 +79,7 @@ def up(asked: str | None) -> int:
         print(f"{env_file} has no value for {', '.join(missing)}: set one (or delete the file to have it "
               "created again with fresh secrets).", file=sys.stderr)
         return 2
-    mode = current_mode(settings, asked or settings.get("SANDBOX_MODE", "auto"), quiet=False)
+    mode = current_mode(settings, asked_mode(args, settings), quiet=False)
     return compose.up(settings) if mode == "compose" else native.up(settings)
 
 
@@ -117,11 +122,11 @@ def main(argv: list[str] | None = None) -> int:
 
 def _command(args: argparse.Namespace) -> int:
     if args.command == "up":
-        return up(args.mode)
+        return up(args)
     settings = load_settings()
     if args.command == "doctor":
-        return doctor.main(settings, args.mode or settings.get("SANDBOX_MODE", "auto"))
-    mode = current_mode(settings, args.mode or settings.get("SANDBOX_MODE", "auto"))
+        return doctor.main(settings, asked_mode(args, settings))
+    mode = current_mode(settings, asked_mode(args, settings))
     if args.command == "logs":
         return logs(settings, mode, args.service)
     if args.command in ("stop", "start"):

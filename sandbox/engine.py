@@ -1,8 +1,9 @@
 """The Docker side of this machine: does an engine answer, which version is it, which compose plugin.
 
 Every question is one ``docker`` call from PATH, as a user would make it, bounded by a timeout: a hung
-engine counts as none. ``compose_problem()`` is the one verdict ``make up``, ``make doctor`` and the
-tests share: why the compose stack cannot run here, or None when it can.
+engine counts as none. ``compose_problem()`` is the one verdict ``make up`` and the tests share: why
+the compose stack cannot run here, or None when it can (``make doctor`` reports the same floors check
+by check).
 """
 
 from __future__ import annotations

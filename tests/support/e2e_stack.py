@@ -187,7 +187,7 @@ class Provider:
     def web_workers(self) -> list[int]:
         """The pids of the app's gunicorn workers (inside its container in compose)."""
         if self.mode == "compose":
-            return [int(pid) for pid in self._in_app("python", "-c", _GUNICORN_WORKERS).split()]
+            return [int(pid) for pid in self.in_app("python", "-c", _GUNICORN_WORKERS).split()]
         master = self.web_master()
         return sorted(pid for pid in processes.group_members(master) if _parent(pid) == master)
 
@@ -201,14 +201,14 @@ class Provider:
     def kill_web_worker(self, pid: int) -> None:
         """SIGKILL one gunicorn worker, as the kernel's OOM killer would."""
         if self.mode == "compose":
-            self._in_app("python", "-c", _GUNICORN_WORKERS, str(pid))
+            self.in_app("python", "-c", _GUNICORN_WORKERS, str(pid))
         else:
             os.kill(pid, signal.SIGKILL)
 
     def app_metrics(self) -> str:
         """The app's /metrics text, from its own listener (compose: from inside its container)."""
         if self.mode == "compose":
-            return self._in_app("python", "-c", _APP_METRICS)
+            return self.in_app("python", "-c", _APP_METRICS).decode(errors="replace")
         response = session().get(f"{self.url('metrics')}/metrics", timeout=10)
         response.raise_for_status()
         return response.text
@@ -225,9 +225,6 @@ class Provider:
             log.offset = log.size() if offset is None else offset
             return log
         return None
-
-    def _in_app(self, *command: str) -> str:
-        return self.in_app(*command).decode(errors="replace")
 
     def in_app(self, *command: str) -> bytes:
         """What ``command`` prints in the app's container (compose)."""
