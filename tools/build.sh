@@ -125,7 +125,7 @@ mkdir -p "$bin_dir"
 build_date=$(date -u ${SOURCE_DATE_EPOCH:+-d "@$SOURCE_DATE_EPOCH"} +%Y%m%d-%H:%M:%S)
 
 for name in "$@"; do
-    main_version_flag="" version_line=""
+    main_version_flag="" version_line="" source=""
     case $name in
         prometheus | promtool)
             module_dir=prometheus package=github.com/prometheus/prometheus/cmd/$name
@@ -167,6 +167,7 @@ for name in "$@"; do
             module_dir=node-exporter package=github.com/prometheus/node_exporter
             version=$node_exporter_version revision=v$node_exporter_version branch=v$node_exporter_version ;;
         docker-compose)
+            source="its own module, github.com/docker/compose/v2"
             version=$compose_version version_line="Docker Compose version v$version" ;;
     esac
     # What the binary's version output (reported_version) says when it is the pinned build.
@@ -178,7 +179,7 @@ for name in "$@"; do
         continue
     fi
     require_go
-    echo "==> $name $version: building from tools/$module_dir ..."
+    echo "==> $name $version: building from ${source:-tools/$module_dir} ..."
     started=$(now)
     v=github.com/prometheus/common/version
     # One flag set for every program (CGO off, -trimpath, netgo) so they share the build cache;
