@@ -5,8 +5,8 @@
    their users (logstash_writer, grafana_reader) with the passwords from the environment.
 3. Where the ILM API exists: the lifecycle policy and the component template that attaches it.
 4. The index template for app-logs-*.
-5. Unless KIBANA_URL is empty: wait for Kibana, import kibana/saved-objects.ndjson (data view and
-   saved searches), make the data view Kibana's default.
+5. Unless KIBANA_URL is empty: wait for Kibana's core services (Elasticsearch, saved objects), import
+   kibana/saved-objects.ndjson (data view and saved searches), make the data view Kibana's default.
 
 Every step is a PUT, or an import with overwrite: a second run changes nothing that the first one
 made, and brings back what someone changed by hand. The script prints what it does, never a password,
@@ -47,6 +47,10 @@ ILM_POLICY = "app-logs"
 # Holds only index.lifecycle.name: the index template composes it where it exists.
 LIFECYCLE_COMPONENT = "app-logs-lifecycle"
 DATA_VIEW_ID = "app-logs"
+# The Kibana services the import and the default data view need: GET /api/status's status.core.<name>.
+# Not status.overall: it also sums up every plugin's level, and one plugin that stays degraded (Task
+# Manager, for one) keeps it "degraded" for good while the APIs this script calls work.
+KIBANA_CORE_SERVICES = ("elasticsearch", "savedObjects")
 # Each user gets the role of the same name (elasticsearch/roles/<user>.json); value: its password's variable.
 USERS = {"logstash_writer": "LOGSTASH_WRITER_PASSWORD", "grafana_reader": "GRAFANA_ES_READER_PASSWORD"}
 KIBANA_SYSTEM_PASSWORD_VAR = "KIBANA_SYSTEM_PASSWORD"  # noqa: S105 - the name of a variable
@@ -177,6 +181,32 @@ def _json_or_empty(response: requests.Response) -> Any:
         return {}
 
 
+def _kibana_core_state(http_status: int, status: Mapping[str, Any]) -> tuple[bool, str]:
+    """Whether Kibana's core services are available, from the `status` of its GET /api/status answer.
+
+    Kibana gives the whole status (overall, core, plugins) to a caller it authenticates. To anyone else,
+    and to everyone while it boots (its preboot route), it gives only {"overall": {"level": ...}}: the
+    core services' combined level, without saying which one is missing. This script sends credentials,
+    so that answer means Kibana has not taken them yet: wait, and say so."""
+    overall = status["overall"]
+    core = status.get("core")
+    if not isinstance(core, dict):
+        return False, (f"HTTP {http_status}: only the overall level {overall.get('level')}, without status.core "
+                       "(Kibana answers so while it boots, and to a caller it does not authenticate)")
+    missing = []
+    for name in KIBANA_CORE_SERVICES:
+        service = core.get(name) if isinstance(core.get(name), dict) else {}
+        level, summary = service.get("level", "not reported"), service.get("summary")
+        if level != "available":
+            missing.append(f"{name} {level}: {summary}" if summary else f"{name} {level}")
+    if missing:
+        return False, f"HTTP {http_status}: " + "; ".join(missing)
+    state = " and ".join(KIBANA_CORE_SERVICES) + " available"
+    if overall.get("level") != "available":
+        state += f"; overall {overall.get('level')}: {overall.get('summary', '')}"
+    return True, state
+
+
 def _no_feature_info(response: requests.Response) -> bool:
     """The integ-test-zip has x-pack core without its feature plugins: GET /_xpack answers 500
     "failed to find action [cluster:monitor/xpack/info/monitoring]" there, which means no security."""
@@ -283,12 +313,11 @@ class Provisioner:
                 return False, str(exc)
             if response.status_code == 401:
                 raise self._refused(self.kibana)
-            level = None
-            if response.ok:
-                level = (_json_or_empty(response).get("status") or {}).get("overall", {}).get("level")
-            if level == "available":
-                return True, "status available"
-            return False, f"status {level}" if level else self.kibana.describe(response)
+            body = _json_or_empty(response)
+            status = body.get("status") if isinstance(body, dict) else None
+            if not isinstance(status, dict) or not isinstance(status.get("overall"), dict):
+                return False, self.kibana.describe(response)
+            return _kibana_core_state(response.status_code, status)
 
         self._wait(self.kibana, ready)
 

@@ -4,13 +4,27 @@ Logstash cannot run here: `logstash_config.py` checks the pipeline's syntax (str
 paired, plugins and settings well formed) and these tests check what it says. The real syntax check
 needs Docker: `docker compose run --rm --no-deps logstash --config.test_and_exit
 --path.data=/tmp/config-test` (tests/e2e/test_compose_stack.py runs it).
+
+The compose healthcheck is run for real, under sh with this machine's curl and grep, against a local
+server that answers GET /_health_report with the bodies in logstash_health_report/. Those are built
+from Logstash 9.5's source (not captured from a running Logstash): the API module
+logstash-core/lib/logstash/api/modules/health_report.rb, the JSON serializers of
+org.logstash.health (ApiHealthReport, MultiIndicator, ProbeIndicator, PipelineIndicator) and the
+agent's pipeline states (logstash/agent.rb#pipeline_details), in the compact form the API writes
+without ?pretty.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import re
+import subprocess
+import threading
+from collections.abc import Iterator
 from datetime import datetime
-from pathlib import PurePosixPath
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import pytest
@@ -21,6 +35,9 @@ from tests.static.elk.stack_files import REPO, leaf_fields, load_json, load_yaml
 PIPELINE_FILE = REPO / "logstash" / "pipeline" / "app-logs.conf"
 # The pipeline directory's path in the image (docker-compose.yml mounts ./logstash/pipeline there).
 IMAGE_PIPELINE_DIR = PurePosixPath("/usr/share/logstash/pipeline")
+HEALTH_REPORTS = Path(__file__).resolve().parent / "logstash_health_report"
+# Where the healthcheck asks, inside the container (logstash.yml: api.http.host, api.http.port).
+API_ADDRESS = "127.0.0.1:9600"
 # Settings of logstash.yml verified against Logstash 9's settings reference: Logstash refuses to start
 # on a setting it does not know, so a typo here is fatal.
 KNOWN_SETTINGS = {
@@ -186,3 +203,108 @@ def test_every_variable_the_pipeline_needs_is_known() -> None:
     assert variables == {"ELASTICSEARCH_URL", "LOGSTASH_WRITER_PASSWORD"}
     example = (REPO / ".env.example").read_text()
     assert re.search(r"^LOGSTASH_WRITER_PASSWORD=", example, re.MULTILINE)
+
+
+# --- the healthcheck --------------------------------------------------------------------------------
+
+
+class FakeLogstashApi:
+    """Logstash's HTTP API as a healthcheck sees it: GET /_health_report answers `report` (compact
+    JSON, as Logstash writes it without ?pretty) with `status`; GET / the node's information, 200
+    whatever the pipelines do (the old check asked only that); any other path is a 404."""
+
+    def __init__(self) -> None:
+        self.report: Any = {}
+        self.status = 200
+        self.paths: list[str] = []
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                fake.paths.append(self.path)
+                if self.path == "/_health_report":
+                    status, body = fake.status, fake.report
+                elif self.path == "/":
+                    status, body = 200, {k: v for k, v in fake.report.items() if k not in ("symptom", "indicators")}
+                else:
+                    status, body = 404, {"path": self.path, "status": 404}
+                payload = json.dumps(body, separators=(",", ":")).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.server.server_address[1]}"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def logstash_api() -> Iterator[FakeLogstashApi]:
+    api = FakeLogstashApi()
+    yield api
+    api.close()
+
+
+def healthcheck_script() -> str:
+    test = load_yaml("docker-compose.yml")["services"]["logstash"]["healthcheck"]["test"]
+    assert test[0] == "CMD-SHELL" and len(test) == 2, test
+    return test[1].replace("$$", "$")  # compose's escape of a literal $
+
+
+def run_healthcheck(api_address: str) -> int:
+    """The healthcheck's exit status, its API address swapped for `api_address`."""
+    script = healthcheck_script().replace(API_ADDRESS, api_address)
+    env = {key: value for key, value in os.environ.items() if not key.lower().endswith("_proxy")}
+    return subprocess.run(["sh", "-c", script], env=env, capture_output=True, timeout=30, check=False).returncode
+
+
+def test_the_healthcheck_asks_the_api_about_the_pipeline_of_pipelines_yml(
+        settings: dict[str, Any], pipelines: list[dict[str, Any]]) -> None:
+    script = healthcheck_script()
+    assert f"{settings['api.http.host']}:{settings['api.http.port']}" == API_ADDRESS
+    assert f"http://{API_ADDRESS}/_health_report" in script
+    [entry] = pipelines
+    assert f'"{entry["pipeline.id"]}":' in script
+
+
+@pytest.mark.parametrize(("report", "is_healthy"), [
+    ("running", True),
+    # Back-pressure (Elasticsearch slow or away) turns a running pipeline red through its worker
+    # utilisation; the beats input still takes Filebeat's connections, and Filebeat waits.
+    ("running_blocked", True),
+    # The API answers while the pipeline still compiles and starts its input: the old check's window.
+    ("loading", False),
+    ("terminated", False),
+    # Before the pipeline is created: no pipeline indicator, and the top-level status is green.
+    ("no_pipeline_yet", False),
+    # The image's own pipelines.yml (pipeline `main`) instead of ours.
+    ("only_the_image_default_main", False),
+    # Another pipeline's state after ours must not count for ours.
+    ("loading_beside_a_running_one", False),
+])
+def test_the_healthcheck_passes_only_once_the_pipeline_runs(logstash_api: FakeLogstashApi, report: str,
+                                                            is_healthy: bool) -> None:
+    logstash_api.report = json.loads((HEALTH_REPORTS / f"{report}.json").read_text())
+    assert (run_healthcheck(logstash_api.address) == 0) is is_healthy
+    assert logstash_api.paths == ["/_health_report"]
+
+
+def test_the_healthcheck_fails_when_the_api_does_not_answer_the_report(logstash_api: FakeLogstashApi) -> None:
+    logstash_api.report = json.loads((HEALTH_REPORTS / "running.json").read_text())
+    logstash_api.status = 500
+    assert run_healthcheck(logstash_api.address) != 0
+    address = logstash_api.address
+    logstash_api.close()
+    assert run_healthcheck(address) != 0

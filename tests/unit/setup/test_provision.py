@@ -4,6 +4,11 @@ Neither Elasticsearch (with security, ILM) nor Kibana can run on this machine, s
 small fakes: they answer each API the script uses with the status and body shape the real one
 documents, check its credentials, and record every request. The script is exercised for real: its
 HTTP client, its waiting, its exit code and its output. The real engines are the e2e tests' job.
+
+Kibana's GET /api/status answers are the files in kibana_status/, built from Kibana 9's source (not
+captured from a running Kibana): the route and its two body shapes in
+src/core/packages/status/server-internal/src/routes/status.ts and status_response_schemas.ts, the
+summaries in get_summary_status.ts and in the Elasticsearch and saved-objects services' status.ts.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -40,6 +46,12 @@ NO_HANDLER = (400, {"error": "no handler found for uri and method", "status": 40
 NO_FEATURE_INFO = (500, {"error": {"type": "illegal_state_exception",
                                    "reason": "failed to find action [cluster:monitor/xpack/info/monitoring]"},
                          "status": 500})
+KIBANA_STATUS = Path(__file__).resolve().parent / "kibana_status"
+
+
+def kibana_status(name: str) -> Any:
+    """One of Kibana's GET /api/status bodies (kibana_status/<name>.json)."""
+    return json.loads((KIBANA_STATUS / f"{name}.json").read_text())
 
 
 provision = load_script(SCRIPT, "setup_provision")
@@ -147,7 +159,7 @@ def elasticsearch(security: bool = True, ilm: bool = True) -> FakeServer:
 
 def kibana() -> FakeServer:
     server = FakeServer(password=PASSWORDS["ELASTIC_PASSWORD"])
-    server.set("GET", "/api/status", (200, {"status": {"overall": {"level": "available"}}}))
+    server.set("GET", "/api/status", (200, kibana_status("available")))
     server.set("POST", "/api/saved_objects/_import", (200, {"success": True, "successCount": 4}))
     server.set("POST", "/api/data_views/default", ACK)
     return server
@@ -324,16 +336,49 @@ def test_transient_answers_are_tried_again(es: FakeServer, capsys: pytest.Captur
 def test_it_waits_for_kibana_and_fails_on_a_partial_import(es: FakeServer, kb: FakeServer,
                                                            capsys: pytest.CaptureFixture[str]) -> None:
     kb.set("GET", "/api/status", (503, {"message": "Kibana server is not ready yet"}),
-           (200, {"status": {"overall": {"level": "degraded"}}}),
-           (200, {"status": {"overall": {"level": "available"}}}))
+           (503, kibana_status("saved_objects_migrating")), (200, kibana_status("available")))
     kb.set("POST", "/api/saved_objects/_import", (200, {
         "success": False, "successCount": 3,
         "errors": [{"id": "app-logs-errors", "type": "search", "error": {"type": "missing_references"}}]}))
     code, output = run(environment(es.url, kb.url), capsys)
     assert code == 1
-    assert output.count("waiting for Kibana") == 2 and "status degraded" in output
+    assert output.count("waiting for Kibana") == 2
+    assert "savedObjects unavailable: SavedObjects service is running migrations" in output
     assert "search/app-logs-errors: missing_references" in output
     assert ("POST", "/api/data_views/default") not in kb.calls()
+
+
+@pytest.mark.parametrize(("body", "http_status", "is_ready", "said"), [
+    # Kibana 9 answers 503 exactly when a core service is unavailable (status.ts), whatever the plugins.
+    ("available", 200, True, "elasticsearch and savedObjects available"),
+    # A plugin that stays degraded (taskManager here) keeps the overall level degraded for good; the
+    # import and the data view need only Elasticsearch and the saved-objects service.
+    ("plugin_degraded", 200, True,
+     "elasticsearch and savedObjects available; overall degraded: 0 service(s) and 1 plugin(s) are degraded: "
+     "taskManager"),
+    ("saved_objects_migrating", 503, False, "savedObjects unavailable: SavedObjects service is running migrations"),
+    ("elasticsearch_unavailable", 503, False,
+     "elasticsearch unavailable: Waiting for Elasticsearch; savedObjects unavailable: SavedObjects service is not "
+     "available without a healthy Elasticearch connection"),
+    # The redacted body: what Kibana gives a caller it does not authenticate (status.allowAnonymous is
+    # false), its level that of the core services alone; and the preboot route's answer, to everyone.
+    ("redacted", 200, False, "only the overall level available, without status.core"),
+    ("preboot", 503, False, "only the overall level unavailable, without status.core"),
+])
+def test_kibana_is_ready_when_its_core_services_are_available(kb: FakeServer, body: str, http_status: int,
+                                                              is_ready: bool, said: str,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    kb.set("GET", "/api/status", (http_status, kibana_status(body)))
+    clock = iter(range(0, 1000, 2))
+    settings = provision.Settings.from_env(environment("http://127.0.0.1:1", kb.url, SETUP_TIMEOUT_SECONDS="4"))
+    provisioner = provision.Provisioner(settings, sleep=lambda _seconds: None, clock=lambda: next(clock))
+    if is_ready:
+        provisioner.wait_for_kibana()
+        assert f"Kibana is ready at {kb.url} ({said})" in capsys.readouterr().out
+    else:
+        with pytest.raises(provision.SetupError, match=re.escape(f"last answer: HTTP {http_status}: {said}")):
+            provisioner.wait_for_kibana()
+        assert f"waiting for Kibana at {kb.url} (2/4 s): HTTP {http_status}: {said}" in capsys.readouterr().out
 
 
 def test_the_script_runs_as_a_program_and_exits_non_zero_on_failure(es: FakeServer, tmp_path: Path) -> None:
