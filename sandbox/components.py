@@ -27,8 +27,8 @@ from sandbox.env import Settings
 from sandbox.runners import PostgresRunner, Runner, Spawned
 
 # Settings of .env handed to the app and the worker unchanged.
-_PASSED_TO_SERVICE = ("OTEL_SERVICE_NAME", "DEPLOYMENT_ENVIRONMENT", "OTEL_TRACES_SAMPLER", "OTEL_TRACES_SAMPLER_ARG",
-                      "SLOW_QUERY_THRESHOLD_MS")
+_PASSED_TO_SERVICE = ("OTEL_SERVICE_NAME", "WORKER_SERVICE_NAME", "SERVICE_NAMESPACE", "DEPLOYMENT_ENVIRONMENT",
+                      "OTEL_TRACES_SAMPLER", "OTEL_TRACES_SAMPLER_ARG", "SLOW_QUERY_THRESHOLD_MS")
 # A fixed node name, so the health check pings this worker and no other on the same broker.
 WORKER_NODE = f"sandbox@{socket.gethostname()}"
 # Durability matters little in a sandbox; losing the last commits in a host crash is fine, corruption is not.

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 
 @dataclass(frozen=True)
@@ -21,7 +21,9 @@ class Setting:
 
 
 SETTINGS: tuple[Setting, ...] = (
-    Setting("OTEL_SERVICE_NAME", "episodes-api", "Service name in logs, traces and notifications."),
+    Setting("OTEL_SERVICE_NAME", "episodes-api", "Service name of the web process in logs, traces and alerts."),
+    Setting("WORKER_SERVICE_NAME", "episodes-worker", "Service name of the Celery worker in logs, traces and alerts."),
+    Setting("SERVICE_NAMESPACE", "episodes", "service.namespace of both processes; prefix of their Redis keys."),
     Setting("SERVICE_VERSION", "0.1.0", "Service version in logs and traces."),
     Setting("DEPLOYMENT_ENVIRONMENT", "development", "Environment name in logs, traces and alerts."),
     Setting("LOG_LEVEL", "INFO", "Root log level."),
@@ -78,6 +80,8 @@ def _flag(value: str) -> bool:
 @dataclass(frozen=True)
 class ObservabilityConfig:
     service_name: str = _DEFAULTS["OTEL_SERVICE_NAME"]
+    worker_service_name: str = _DEFAULTS["WORKER_SERVICE_NAME"]
+    service_namespace: str = _DEFAULTS["SERVICE_NAMESPACE"]
     service_version: str = _DEFAULTS["SERVICE_VERSION"]
     environment: str = _DEFAULTS["DEPLOYMENT_ENVIRONMENT"]
     log_level: str = _DEFAULTS["LOG_LEVEL"]
@@ -125,6 +129,8 @@ class ObservabilityConfig:
 
         return cls(
             service_name=get("OTEL_SERVICE_NAME"),
+            worker_service_name=get("WORKER_SERVICE_NAME"),
+            service_namespace=get("SERVICE_NAMESPACE"),
             service_version=get("SERVICE_VERSION"),
             environment=get("DEPLOYMENT_ENVIRONMENT"),
             log_level=get("LOG_LEVEL").upper(),
@@ -164,3 +170,8 @@ class ObservabilityConfig:
             admin_token=get("ADMIN_TOKEN"),
             redact_keys=_split(get("REDACT_KEYS")),
         )
+
+    def as_worker(self) -> ObservabilityConfig:
+        """This configuration for the Celery worker's process: the same settings under the worker's
+        service name, so traces and logs tell a slow worker from a slow web process."""
+        return replace(self, service_name=self.worker_service_name)

@@ -292,7 +292,7 @@ class Notifier:
         self._config = config
         self._redis = redis
         self._warnings = warnings
-        self._prefix = f"{config.service_name}:alert"
+        self._prefix = f"{config.service_namespace}:alert"  # shared: the worker releases the web's claims
         self.tasks = register_tasks(celery_app, config, redis, self._prefix) if celery_app is not None else {}
         self.channels = tuple(channel for channel, enabled in (
             (WEBHOOK, bool(config.alert_webhook_url)), (EMAIL, bool(config.alert_email_to))) if enabled)

@@ -115,6 +115,7 @@ def start_provider(config: ObservabilityConfig, exporter: SpanExporter | None = 
         return installed
     resource = Resource.create({
         "service.name": config.service_name,
+        "service.namespace": config.service_namespace,
         "service.version": config.service_version,
         "deployment.environment.name": config.environment,
     })

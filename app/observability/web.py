@@ -57,9 +57,9 @@ def build_observability(config: ObservabilityConfig, celery: Celery | None) -> O
         redis=redis,
         warnings=warnings,
         redactor=Redactor.from_config(config),
-        errors=ErrorAggregator(redis, config.service_name, config.error_window_seconds),
+        errors=ErrorAggregator(redis, config.service_namespace, config.error_window_seconds),
         notifier=Notifier(config, redis, warnings, celery),
-        users=ActiveUsers(redis, config.service_name, config.active_user_window_seconds),
+        users=ActiveUsers(redis, config.service_namespace, config.active_user_window_seconds),
     )
 
 

@@ -34,7 +34,9 @@ def init_worker_observability(
     config: ObservabilityConfig | None = None,
     engine: Engine | None = None,
 ) -> Observability:
-    config = config or ObservabilityConfig.from_env()
+    """Without `config`: the environment's settings under the worker's own service name
+    (WORKER_SERVICE_NAME); a `config` given is used as it is."""
+    config = config or ObservabilityConfig.from_env().as_worker()
     obs = build_observability(config, celery_app)
     process.defer_until_fork()
     if engine is not None:

@@ -23,6 +23,7 @@ from tests.support.e2e_stack import Provider
 from tests.support.visibility import Visibility, Watch
 
 SERVICE = "episodes-api"
+WORKER_SERVICE = "episodes-worker"
 EXTRACT_ROUTE = "/api/episodes/<id:episode_id>/extract"
 ASYNC_ROUTE = "/api/episodes/<id:episode_id>/extract-async"
 RECORD_TIMEOUT = {"native": 10, "compose": 180}  # compose: Filebeat -> Logstash -> Elasticsearch
@@ -178,6 +179,10 @@ def test_the_celery_task_joins_the_request_trace(
     assert trace.parent_id(publish) == server["spanID"]
     assert trace.parent_id(run) == publish["spanID"]
     assert trace.tags(run).get("span.kind") == "consumer", trace.tags(run)
+    # One trace across two services: Jaeger tells the worker's spans from the web process's.
+    assert (trace.service(server), trace.service(publish), trace.service(run)) == (SERVICE, SERVICE, WORKER_SERVICE)
+    assert trace.process_tags(run).get("service.namespace") == trace.process_tags(server).get("service.namespace") \
+        == "episodes"
     extract = trace.one("extract_assets")
     assert trace.parent_id(extract) == run["spanID"]
     assert {span["operationName"] for span in trace.children(extract)} >= DESIGN_CHILDREN

@@ -25,6 +25,7 @@ def test_queued_extraction_runs_in_the_worker_under_the_request_id(client, worke
     task_id = response.get_json()["task_id"]
     done = worker.wait_for_record(lambda r: r.get("event") == "assets_extracted" and r.get("episode_id") == episode_id)
     assert done["request_id"] == "queued-req-0001"
+    assert done["service"]["name"] == "episodes-worker"
     assert done["task"] == {"id": task_id, "name": "service.extract_assets"}
     assets = client.get(f"/api/episodes/{episode_id}/assets").get_json()["assets"]
     assert {a["name"] for a in assets} == {"Attic", "Noor", "lantern"}
@@ -45,6 +46,10 @@ def test_task_spans_join_the_request_trace(client, worker, otlp_sink, log_lines)
     run = by_name["run/service.extract_assets"]
     assert run.parent_span_id == by_name["apply_async/service.extract_assets"].span_id
     assert by_name["extract_assets"].parent_span_id == run.span_id
+    # One trace, two services of one namespace: the worker is told apart from the web process.
+    assert {(s.service, s.namespace) for s in spans if s.name in {"run/service.extract_assets", "extract_assets"}} \
+        == {("episodes-worker", "episodes")}
+    assert by_name["POST /api/episodes/<id:episode_id>/extract-async"].service == "episodes-api"
     assert any(s.attributes.get("db.system") == "postgresql" for s in spans)
     assert any(s.name.startswith(("SET", "ZADD", "HGETALL", "BRPOP", "LPUSH")) or
                s.attributes.get("db.system") == "redis" for s in spans)

@@ -119,6 +119,10 @@ class Trace:
     def service(self, span: dict[str, Any]) -> str:
         return self.processes[span["processID"]]["serviceName"]
 
+    def process_tags(self, span: dict[str, Any]) -> dict[str, Any]:
+        """The span's resource attributes other than service.name (Jaeger's process tags)."""
+        return self.tags(self.processes[span["processID"]])
+
 
 class Jaeger:
     def __init__(self, url: str) -> None:

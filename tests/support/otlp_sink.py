@@ -18,6 +18,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 @dataclass
 class ReceivedSpan:
     service: str
+    namespace: str
     name: str
     trace_id: str
     span_id: str
@@ -49,7 +50,8 @@ class _Handler(BaseHTTPRequestHandler):
             for scope_spans in resource_spans.scope_spans:
                 for span in scope_spans.spans:
                     received.append(ReceivedSpan(
-                        service=resource.get("service.name", ""), name=span.name,
+                        service=resource.get("service.name", ""),
+                        namespace=resource.get("service.namespace", ""), name=span.name,
                         trace_id=span.trace_id.hex(), span_id=span.span_id.hex(),
                         parent_span_id=span.parent_span_id.hex(),
                         attributes={a.key: _value(a.value) for a in span.attributes}))

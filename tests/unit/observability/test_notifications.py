@@ -315,7 +315,7 @@ def test_claims_are_per_channel_and_a_release_frees_only_its_own() -> None:
     notifier.outbox.flush()
     (_, first), _ = broker.published
     # The e-mail failed for good: its task releases the e-mail claim only.
-    release_claim(redis, claim_key("episodes-api:alert", "f00dfeed", EMAIL), first["alert_id"])  # type: ignore[arg-type]
+    release_claim(redis, claim_key("episodes:alert", "f00dfeed", EMAIL), first["alert_id"])  # type: ignore[arg-type]
     assert _error(notifier) == "pending"
     notifier.outbox.flush()
     assert _channels(broker) == ["email", "email", "webhook"]  # the webhook was not sent twice
