@@ -259,7 +259,7 @@ def service_red() -> dict[str, Any]:
                 stat("In flight", "Requests being served now, summed over the gunicorn workers.",
                      prom("sum(http_requests_in_flight)"), "short", w=4),
                 stat("Active users", "Users seen within the activity window (from Redis at scrape time).",
-                     prom("max(active_users_total)"), "short", w=5),
+                     prom("max(active_users)"), "short", w=5),
             ],
             [row("Rate")],
             [
@@ -288,7 +288,7 @@ def service_red() -> dict[str, Any]:
                 timeseries("Requests in flight", "Requests being served, summed over the gunicorn workers.",
                            [prom("sum(http_requests_in_flight)", "in flight")], "short"),
                 timeseries("Active users", "Users seen within the activity window.",
-                           [prom("max(active_users_total)", "active users")], "short"),
+                           [prom("max(active_users)", "active users")], "short"),
             ],
             [row("Logs")],
             [error_logs_panel()],

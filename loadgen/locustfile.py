@@ -3,7 +3,7 @@
 Each simulated user writes episodes, reads lists and single episodes, extracts assets now and
 through the Celery queue, and reads the assets; now and then it asks for an episode that does not
 exist (404) or sends an invalid body (400), as real clients do. Requests carry ``X-User-ID`` (the
-service's stand-in for authentication), so ``active_users_total`` moves.
+service's stand-in for authentication), so ``active_users`` moves.
 
 With ``CHAOS=1`` in the environment, one of the users (``fixed_count``, taken from ``--users``)
 operates the service's chaos knobs through the admin API (``ADMIN_TOKEN``): a few minutes of

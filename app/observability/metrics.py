@@ -77,7 +77,7 @@ ALERT_NOTIFICATIONS = Counter(
     "Error notifications, by channel and outcome (queued, deduplicated, held, dropped, sent, retried, failed).",
     ["channel", "outcome"],
 )
-ACTIVE_USERS_NAME = "active_users_total"  # the design's name; a gauge computed at scrape time
+ACTIVE_USERS_NAME = "active_users"  # a gauge, computed at scrape time: no _total (the seed's active_users_total)
 
 
 def prepare_multiproc_dir(path: str) -> None:

@@ -1,4 +1,4 @@
-"""Who is calling: `user_id` on log records and the `active_users_total` gauge.
+"""Who is calling: `user_id` on log records and the `active_users` gauge.
 
 `bind_user()` puts the user on the current request's context and notes the user as active in a
 Redis sorted set (at most once per user per half minute per process, so the request path rarely

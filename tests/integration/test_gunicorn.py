@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import subprocess
 import sys
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -18,6 +19,7 @@ import requests
 from tests.integration.conftest import ServerProcess, start_process, wait_until
 from tests.support.metrics_text import metric_total
 from tests.support.services import free_port
+from tests.support.tools import tool_path
 
 pytestmark = pytest.mark.integration
 
@@ -140,3 +142,21 @@ def test_gunicorn_records_are_json_in_the_system_layer(gunicorn) -> None:
     booting = [r for r in records if r["logger"] == "gunicorn.error" and "Booting worker" in r["message"]]
     assert len(booting) == 2
     assert all(r["layer"] == "system" for r in booting)
+
+
+def test_web_and_worker_metrics_pass_promtool_check_metrics(gunicorn, worker) -> None:
+    """The Prometheus project's own linter on the real expositions: names, suffixes, units, help."""
+    base = f"http://127.0.0.1:{gunicorn.port}"
+    created = requests.post(f"{base}/api/episodes", json={"title": "lint", "script": "INT. LAB - DAY\nIDA"},
+                            headers={"X-User-ID": "lint-user"}, timeout=10)
+    episode = created.json()["id"]
+    assert requests.post(f"{base}/api/episodes/{episode}/extract", timeout=10).status_code == 200
+    assert requests.post(f"{base}/api/episodes/{episode}/extract-async", timeout=10).status_code == 202
+    worker_url = f"http://127.0.0.1:{worker.metrics_port}/metrics"
+    wait_until(lambda: "celery_tasks_total" in requests.get(worker_url, timeout=5).text, what="the task's metrics")
+    web = requests.get(f"http://127.0.0.1:{gunicorn.metrics_port}/metrics", timeout=5).text
+    assert "active_users" in web and "ai_calls_total" in web  # the gauge computed at scrape time, too
+    for process, exposition in (("web", web), ("worker", requests.get(worker_url, timeout=5).text)):
+        done = subprocess.run([tool_path("promtool"), "check", "metrics"], input=exposition,
+                              capture_output=True, text=True, check=False)
+        assert done.returncode == 0, f"{process}: {done.stdout}{done.stderr}"

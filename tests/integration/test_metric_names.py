@@ -52,7 +52,7 @@ def test_rules_and_dashboards_select_only_series_the_service_exports(app, client
                 | _sample_names(requests.get(worker_metrics, timeout=5).text)
                 | {sample.name for family in users.collect() for sample in family.samples})
     assert {"http_requests_total", "ai_calls_total", "db_slow_queries_total", "celery_tasks_total",
-            "active_users_total"} <= exported
+            "active_users"} <= exported
     allowed = exported | recorded_names() | PROMETHEUS_SERIES
     missing = {}
     for expr, names in promql_metric_names(rule_expressions() + dashboard_expressions()).items():

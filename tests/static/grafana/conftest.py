@@ -30,7 +30,7 @@ def datasources() -> dict[str, dict[str, Any]]:
 @pytest.fixture(scope="session")
 def known_metric_names() -> set[str]:
     names = service_metric_names((REPO / "README.md").read_text())
-    assert {"http_requests_total", "http_request_duration_seconds_bucket", "active_users_total"} <= names
+    assert {"http_requests_total", "http_request_duration_seconds_bucket", "active_users"} <= names
     return names | PROMETHEUS_SERIES
 
 
