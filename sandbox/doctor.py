@@ -32,7 +32,7 @@ MIN_MAX_MAP_COUNT = 262_144
 # what a laptop with 8 GB can give Docker.
 COMPOSE_MEMORY_BUDGET_MIB = 7_168
 # The Go programs the native sandbox runs (tools/build.sh builds them).
-NATIVE_TOOLS = ("prometheus", "alertmanager", "jaeger", "mailpit")
+NATIVE_TOOLS = ("prometheus", "alertmanager", "jaeger", "mailpit", "otelcol")
 _MIB = 1024 * 1024
 
 

@@ -5,22 +5,22 @@
 #   ${OBS_TOOLS_DIR:-$HOME/.cache/observability-stack/tools}/bin/<name>
 #
 # Usage: tools/build.sh NAME...   (names: prometheus promtool promql-names alertmanager amtool compose-check
-#                                   jaeger mailpit node_exporter docker-compose)
+#                                   jaeger mailpit node_exporter otelcol docker-compose)
 #
 # docker-compose is the compose v2 plugin, for machines whose Docker engine came without one (Debian's
 # docker.io): after the build it is linked into ${DOCKER_CONFIG:-~/.docker}/cli-plugins unless
 # `docker compose` already works with a plugin of another origin (which is never shadowed).
 #
 # The pins live in .env.example (PROMETHEUS_VERSION, ALERTMANAGER_VERSION, JAEGER_VERSION,
-# MAILPIT_VERSION, NODE_EXPORTER_VERSION). The go.mod files must select the same module versions; if
-# they do not, the script stops. A binary that already reports the pinned version is left alone, so a
-# repeated run costs milliseconds and needs no Go toolchain. Exit codes: 0 ok, 1 build or pin error, 2 usage, 3 a build is needed but Go is missing.
+# MAILPIT_VERSION, NODE_EXPORTER_VERSION, OTELCOL_VERSION). The go.mod files must select the same
+# module versions; if they do not, the script stops. A binary that already reports the pinned version
+# is left alone, so a repeated run costs milliseconds and needs no Go toolchain. Exit codes: 0 ok, 1 build or pin error, 2 usage, 3 a build is needed but Go is missing.
 set -euo pipefail
 
 tools_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo_dir=$(dirname "$tools_dir")
 bin_dir="${OBS_TOOLS_DIR:-$HOME/.cache/observability-stack/tools}/bin"
-known="prometheus promtool promql-names alertmanager amtool compose-check jaeger mailpit node_exporter docker-compose"
+known="prometheus promtool promql-names alertmanager amtool compose-check jaeger mailpit node_exporter otelcol docker-compose"
 
 die() { echo "tools/build.sh: $*" >&2; exit 1; }
 
@@ -35,13 +35,12 @@ required_version() { # MODULE_DIR MODULE: the version go.mod selects for MODULE
     sed -nE "s#^(require)?[[:space:]]*$2 (v[^[:space:]]+).*#\2#p" "$tools_dir/$1/go.mod" | head -n 1
 }
 
-check_pin() { # MODULE_DIR MODULE EXPECTED_VERSION VARIABLE
+check_pin() { # MODULE_DIR MODULE EXPECTED_VERSION VARIABLE [HOW_TO_MOVE_THE_PIN]
     local selected
     selected=$(required_version "$1" "$2")
     [[ $selected == "$3" ]] ||
         die "tools/$1/go.mod selects $2 ${selected:-(nothing)}, but $4 in .env.example means $3." \
-            "To move the pin: in tools/$1, 'go get -tool $2/cmd/<program>@$3' for each of its tools," \
-            "then 'go mod tidy'."
+            "To move the pin: ${5:-in tools/$1, 'go get -tool $2/cmd/<program>@$3' for each of its tools, then 'go mod tidy'.}"
 }
 
 source_digest() { # short digest of the files a program of our own is built from
@@ -77,6 +76,7 @@ jaeger_version=$(pin JAEGER_VERSION)
 mailpit_version=$(pin MAILPIT_VERSION)
 node_exporter_version=$(pin NODE_EXPORTER_VERSION)
 compose_version=$(pin COMPOSE_VERSION)
+otelcol_version=$(pin OTELCOL_VERSION)
 # Prometheus 3.x.y is published as Go module version v0.3xx.y (3.16.0 -> v0.316.0).
 IFS=. read -r major minor patch <<<"$prometheus_version"
 prometheus_module_version=$(printf 'v0.%d%02d.%d' "$major" "$minor" "$patch")
@@ -90,6 +90,8 @@ jaeger_module_version="v1.$((63 + minor)).$patch"
 check_pin jaeger github.com/jaegertracing/jaeger "$jaeger_module_version" JAEGER_VERSION
 check_pin mailpit github.com/axllent/mailpit "v$mailpit_version" MAILPIT_VERSION
 check_pin node-exporter github.com/prometheus/node_exporter "v$node_exporter_version" NODE_EXPORTER_VERSION
+check_pin otelcol go.opentelemetry.io/collector/otelcol "v$otelcol_version" OTELCOL_VERSION \
+    "in tools/otelcol, 'go get' each module main.go imports at that release (and the stable ones at theirs), then 'go mod tidy'."
 
 build_compose_plugin() { # TARGET: compose's go.mod has exclude directives, which `go install` refuses,
     # so its module is downloaded and built as the main module, in a writable copy.
@@ -166,6 +168,14 @@ for name in "$@"; do
         node_exporter)
             module_dir=node-exporter package=github.com/prometheus/node_exporter
             version=$node_exporter_version revision=v$node_exporter_version branch=v$node_exporter_version ;;
+        otelcol)
+            # Our own composition of the collector (tools/otelcol/main.go): the collector release,
+            # then its source, so that a change of components makes a rebuild; it reads main.version.
+            module_dir=otelcol package=.
+            version="$otelcol_version+src.$(source_digest "$tools_dir"/otelcol/main.go "$tools_dir"/otelcol/go.mod \
+                "$tools_dir"/otelcol/go.sum)"
+            revision=$version branch=local main_version_flag=" -X main.version=$version"
+            version_line="otelcol version $version" ;;
         docker-compose)
             source="its own module, github.com/docker/compose/v2"
             version=$compose_version version_line="Docker Compose version v$version" ;;
