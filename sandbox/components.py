@@ -110,6 +110,11 @@ def _elasticsearch_endpoints(s: Settings) -> list[Endpoint]:
     return [Endpoint("elasticsearch", "Elasticsearch", url, f"{url} (no security: loopback only)")]
 
 
+def _otelcol_endpoints(s: Settings) -> list[Endpoint]:
+    metrics = http_url(s, "OTELCOL_METRICS_PORT")
+    return [Endpoint("otelcol_metrics", "log shipper metrics", metrics, f"{metrics}/metrics")]
+
+
 def _jaeger_endpoints(s: Settings) -> list[Endpoint]:
     query, otlp = http_url(s, "JAEGER_UI_PORT"), http_url(s, "JAEGER_OTLP_HTTP_PORT")
     return [Endpoint("jaeger", "Jaeger", query, f"{query}/api/services (HTTP API; its web UI is not in the build)"),
@@ -172,6 +177,10 @@ def _jaeger_health(s: Settings) -> None:
     if not status.get("healthy"):
         raise RuntimeError(f"Jaeger's health check says {status}")
     _http_ok(f"{http_url(s, 'JAEGER_UI_PORT')}/api/services")  # the query service answers
+
+
+def _otelcol_health(s: Settings) -> None:
+    _http_ok(http_url(s, "OTELCOL_HEALTH_PORT"))
 
 
 def _prometheus_health(s: Settings) -> None:
@@ -258,6 +267,20 @@ def _mailpit_argv(s: Settings) -> list[str]:
     return [str(tools.path("mailpit")), "--listen", f"{LOOPBACK}:{s.port('MAILPIT_UI_PORT')}",
             "--smtp", f"{LOOPBACK}:{s.port('SMTP_PORT')}", "--pop3", "",
             "--database", str(s.home("mailpit") / "mailpit.db"), "--disable-version-check"]
+
+
+def _otelcol_env(s: Settings) -> dict[str, str]:
+    # extensions/otel-collector/collector.yaml, the file the compose extension uses, reads these.
+    return {"APP_LOG_FILES": f"{app_log_file(s)}*",  # and its rotated copies
+            "OTELCOL_STORAGE_DIR": str(s.home("otelcol")),
+            "ELASTICSEARCH_URL": http_url(s, "ELASTICSEARCH_PORT"),
+            "ELASTICSEARCH_USER": "", "ELASTICSEARCH_PASSWORD": "",  # the native node has no security
+            "OTELCOL_HEALTH_ADDRESS": f"{LOOPBACK}:{s.port('OTELCOL_HEALTH_PORT')}",
+            "OTELCOL_METRICS_HOST": LOOPBACK, "OTELCOL_METRICS_PORT": s["OTELCOL_METRICS_PORT"]}
+
+
+def _otelcol_argv(s: Settings) -> list[str]:
+    return [str(tools.path("otelcol")), "--config", str(s.root / "extensions" / "otel-collector" / "collector.yaml")]
 
 
 def _prometheus_prepare(s: Settings) -> None:
@@ -352,6 +375,11 @@ COMPONENTS: tuple[Component, ...] = (
               ports=("REDIS_PORT",)),
     Component("elasticsearch", "Elasticsearch", es.ElasticsearchRunner(), es.health, _elasticsearch_endpoints,
               ports=("ELASTICSEARCH_PORT", "ELASTICSEARCH_TRANSPORT_PORT"), install=es.install, setup=es.provision),
+    # After Elasticsearch's setup (the index template) and before the app: the app's first lines are
+    # shipped too, into indices that have the template's mapping.
+    Component("otelcol", "log shipper (OpenTelemetry Collector)", Spawned(_otelcol_argv, _otelcol_env),
+              _otelcol_health, _otelcol_endpoints, ports=("OTELCOL_HEALTH_PORT", "OTELCOL_METRICS_PORT"),
+              install=_install_tool("otelcol")),
     Component("jaeger", "Jaeger", Spawned(_jaeger_argv, _jaeger_env), _jaeger_health, _jaeger_endpoints,
               ports=("JAEGER_UI_PORT", "JAEGER_QUERY_GRPC_PORT", "JAEGER_OTLP_GRPC_PORT", "JAEGER_OTLP_HTTP_PORT",
                      "JAEGER_HEALTH_PORT", "JAEGER_METRICS_PORT"), install=_install_tool("jaeger")),

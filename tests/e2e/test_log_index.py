@@ -1,10 +1,9 @@
 """The app's records in Elasticsearch: the project's index template installed by setup, the records of
 this run searchable by request id and trace id (term queries: keyword fields), the intended types.
 
-In the compose stack the records come from Filebeat and Logstash themselves. The native sandbox has
-neither: the session's real log lines, shaped as the pipeline shapes them
-(``tests/support/logstash_shape.py``, checked against the pipeline file by test_log_shaping.py),
-are bulk-indexed into ``app-logs-<date>`` as Logstash's output would (``create``).
+The records come from the provider's log shipper (``Provider.log_shipper``): the OpenTelemetry
+Collector natively and with the compose extension, Filebeat and Logstash in the compose stack. The time
+from the response to the record being searchable is one of the visibility figures.
 """
 
 from __future__ import annotations
@@ -13,16 +12,15 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.support.e2e_app import TRACE_ID, USER, access_record, elasticsearch, new_request_id
-from tests.support.e2e_clients import Elasticsearch, LogFile, session
+from tests.support.e2e_app import TRACE_ID, USER, elasticsearch, new_request_id
+from tests.support.e2e_clients import Elasticsearch, session
 from tests.support.e2e_stack import Provider
-from tests.support.logstash_shape import index_name, shape
+from tests.support.log_shaping import index_of
 from tests.support.visibility import Visibility, wait_for, wait_visible
 
 REPO = Path(__file__).resolve().parents[2]
@@ -66,36 +64,22 @@ def test_setup_installed_the_projects_index_template(es: Elasticsearch) -> None:
 class Indexed:
     request_id: str
     trace_id: str
-    documents: int  # how many the test indexed (0 in compose: Logstash did)
 
 
 @pytest.fixture(scope="module")
-def indexed(provider: Provider, es: Elasticsearch, session_log: LogFile | None, visibility: Visibility) -> Indexed:
+def indexed(provider: Provider, es: Elasticsearch, visibility: Visibility) -> Indexed:
+    provider.require(*provider.log_shipper())
     request_id = new_request_id("logs")
     response = session().post(f"{provider.url('app')}/api/episodes", json={"title": "E2E logs", "script": "x"},
                               headers={"X-Request-ID": request_id, "X-User-ID": USER}, timeout=10)
     answered_at = time.time()
     assert response.status_code == 201, response.text
     query = {"bool": {"filter": [{"term": {"request_id": request_id}}, {"term": {"event": "api_access"}}]}}
-
-    if session_log is None:  # compose: Filebeat -> Logstash -> Elasticsearch
-        (hit,) = wait_visible(visibility, "access record in Elasticsearch", answered_at, "response",
-                              "term query on request_id", lambda: es.search("app-logs-*", query),
-                              timeout=SEARCH_TIMEOUT[provider.mode], test="log index")
-        return Indexed(request_id, hit["_source"]["trace_id"], 0)
-
-    record = wait_for(f"the access record of {request_id} in {session_log.path}",
-                      lambda: access_record(provider, session_log, request_id), timeout=10)
-    read_at = datetime.now(UTC)
-    documents = [shape(line, str(session_log.path), offset, read_at) for offset, line in session_log.lines()]
-    result = es.bulk_create([(index_name(document), document) for document in documents])
-    indexed_at = time.time()
-    failed = [item["create"] for item in result["items"] if item["create"].get("status") != 201]
-    assert not result["errors"] and not failed, f"{len(failed)} of {len(documents)} refused: {failed[:3]}"
-    wait_visible(visibility, "shaped record searchable in Elasticsearch", indexed_at, "bulk response (native)",
-                 "term query on request_id", lambda: es.search("app-logs-*", query),
-                 timeout=SEARCH_TIMEOUT[provider.mode], test="log index")
-    return Indexed(request_id, record["trace_id"], len(documents))
+    shipper = " + ".join(provider.log_shipper())
+    (hit,) = wait_visible(visibility, "access record in Elasticsearch", answered_at, "response",
+                          f"term query on request_id ({shipper})", lambda: es.search("app-logs-*", query),
+                          timeout=SEARCH_TIMEOUT[provider.mode], test="log index")
+    return Indexed(request_id, hit["_source"]["trace_id"])
 
 
 def test_this_runs_records_are_searchable_by_request_id_and_trace_id(es: Elasticsearch, indexed: Indexed) -> None:
@@ -109,7 +93,7 @@ def test_this_runs_records_are_searchable_by_request_id_and_trace_id(es: Elastic
     document = access["_source"]
     assert TRACE_ID.match(document["trace_id"]), document
     assert document["trace_id"] == indexed.trace_id
-    assert access["_index"] == index_name(document), "the day of @timestamp chooses the index"
+    assert access["_index"] == index_of(document), "the day of @timestamp chooses the index"
     assert "private_ip" in document.get("tags", []), document  # 127.0.0.1
 
     by_trace = es.search("app-logs-*", {"term": {"trace_id": indexed.trace_id}}, size=100)

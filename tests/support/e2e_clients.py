@@ -210,6 +210,13 @@ class Elasticsearch:
         response.raise_for_status()
         return response.json()["hits"]["hits"]
 
+    def count(self, index: str, query: dict[str, Any]) -> int:
+        response = self.http.post(f"{self.url}/{index}/_count", json={"query": query}, timeout=TIMEOUT)
+        if response.status_code == 404:
+            return 0
+        response.raise_for_status()
+        return int(response.json()["count"])
+
     def bulk_create(self, documents: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
         """``create`` each (index, document), as Logstash's output does (action => create)."""
         lines = []

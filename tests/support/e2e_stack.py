@@ -44,7 +44,7 @@ import pytest
 import requests
 
 from sandbox import engine, processes
-from sandbox.compose import compose_command, compose_endpoints, not_buildable
+from sandbox.compose import compose_command, compose_endpoints, compose_files, not_buildable
 from sandbox.env import ROOT, Settings, load_settings, parse_env
 from sandbox.native import endpoints_file
 from tests.support.e2e_clients import LogFile, session
@@ -55,6 +55,15 @@ NATIVE_ENDPOINTS = ("app", "metrics", "worker_metrics", "prometheus", "alertmana
                     "elasticsearch", "mailpit", "smtp", "webhook_sink", "postgres", "redis", "app_log_file")
 # The native sandbox's component names where compose names the service otherwise.
 COMPOSE_SERVICES = {"webhook_sink": "webhook-sink"}
+OTEL_COLLECTOR_EXTENSION = "extensions/otel-collector/docker-compose.otel-collector.yml"
+APP_LOG_IN_CONTAINER = "/var/log/app/app.jsonl"
+# In the app's container: stdin appended to the app's log in one write (O_APPEND: never inside one of
+# the app's own lines, which a pipe-sized `cat` could split).
+_APPEND_STDIN = f"""
+import os, sys
+fd = os.open({APP_LOG_IN_CONTAINER!r}, os.O_WRONLY | os.O_APPEND)
+os.write(fd, sys.stdin.buffer.read())
+"""
 COMPONENT_TIMEOUT = 300  # seconds a stop or a start (with the wait until healthy) may take
 # In the app's container: the gunicorn workers (children of the master, PID 1), or SIGKILL one of
 # them; compose publishes no pid, so the question is asked inside the container.
@@ -183,6 +192,46 @@ class Provider:
     def start_component(self, name: str) -> str:
         """Start a stopped component again and wait until it is healthy."""
         return self._component("start", name)
+
+    def log_shipper(self) -> tuple[str, ...]:
+        """What ships the app's log file to Elasticsearch, reader first: the OpenTelemetry Collector
+        natively and with the compose extension, else Filebeat and Logstash."""
+        if self.mode == "native":
+            return ("otelcol",)
+        if OTEL_COLLECTOR_EXTENSION in compose_files(self.settings):
+            return ("otel-collector",)
+        return ("filebeat", "logstash")
+
+    def kill_log_shipper(self) -> None:
+        """SIGKILL the program that reads the log file: no chance to flush or to store its position."""
+        reader = self.log_shipper()[0]
+        if self.mode == "compose":
+            done = self.compose("kill", "--signal", "SIGKILL", reader, timeout=60)
+            if done.returncode != 0:
+                raise ProviderError(f"`docker compose kill {reader}` failed: {done.stderr[-2000:]}")
+            return
+        pid = processes.read_pidfile(self.settings.pidfile(reader))
+        if pid is None:
+            raise ProviderError(f"the native {reader} is not running (no live pid file)")
+        os.killpg(pid, signal.SIGKILL)
+
+    def start_log_shipper(self) -> None:
+        self.start_component(self.log_shipper()[0])
+
+    def append_app_log(self, lines: list[str]) -> None:
+        """Append whole lines to the app's log file, where the app writes too, in one write."""
+        data = "".join(f"{line}\n" for line in lines).encode()
+        if self.has("app_log_file"):
+            fd = os.open(self.url("app_log_file"), os.O_WRONLY | os.O_APPEND)
+            try:
+                os.write(fd, data)
+            finally:
+                os.close(fd)
+            return
+        done = subprocess.run(compose_command(self.settings, "exec", "-T", "app", "python", "-c", _APPEND_STDIN),
+                              input=data, env=self.env, capture_output=True, timeout=60, check=False)
+        if done.returncode != 0:
+            raise ProviderError(f"appending to the app's log in its container failed: {done.stderr[-2000:]!r}")
 
     def web_workers(self) -> list[int]:
         """The pids of the app's gunicorn workers (inside its container in compose)."""

@@ -18,8 +18,9 @@ def _settings(tmp_path: Path) -> Settings:
 
 
 def test_the_start_order_puts_each_component_after_what_it_needs() -> None:
-    assert [c.name for c in native()] == ["postgres", "redis", "elasticsearch", "jaeger", "mailpit", "webhook_sink",
-                                          "app", "worker", "alertmanager", "prometheus"]
+    # The log shipper after Elasticsearch's setup (the index template) and before the app's first line.
+    assert [c.name for c in native()] == ["postgres", "redis", "elasticsearch", "otelcol", "jaeger", "mailpit",
+                                          "webhook_sink", "app", "worker", "alertmanager", "prometheus"]
     assert all(c.health is not None for c in native())
     assert [c.name for c in native() if c.setup is not None] == ["elasticsearch"]
 
@@ -36,7 +37,7 @@ def test_endpoints_have_the_keys_tests_and_tools_read(tmp_path: Path) -> None:
     s = _settings(tmp_path)
     endpoints = {e.key: e.url for c in native() for e in c.endpoints(s)}
     assert {"app", "metrics", "worker_metrics", "postgres", "redis", "webhook_sink", "smtp", "mailpit", "prometheus",
-            "alertmanager", "jaeger", "jaeger_otlp", "elasticsearch"} == set(endpoints)
+            "alertmanager", "jaeger", "jaeger_otlp", "elasticsearch", "otelcol_metrics"} == set(endpoints)
     assert endpoints["jaeger"] == f"http://127.0.0.1:{EXAMPLE['JAEGER_UI_PORT']}"
     assert endpoints["smtp"] == f"127.0.0.1:{EXAMPLE['SMTP_PORT']}"
     assert components.app_log_file(s) == (tmp_path / "state" / "logs" / "app.jsonl")
