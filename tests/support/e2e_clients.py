@@ -217,17 +217,6 @@ class Elasticsearch:
         response.raise_for_status()
         return int(response.json()["count"])
 
-    def bulk_create(self, documents: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
-        """``create`` each (index, document), as Logstash's output does (action => create)."""
-        lines = []
-        for index, document in documents:
-            lines.append(json.dumps({"create": {"_index": index}}))
-            lines.append(json.dumps(document))
-        response = self.http.post(f"{self.url}/_bulk", data="\n".join(lines) + "\n", timeout=60,
-                                  headers={"Content-Type": "application/x-ndjson"})
-        response.raise_for_status()
-        return response.json()
-
 
 class LogFile:
     """The app's and worker's JSON log, read from an offset on (the native sandbox's file;
