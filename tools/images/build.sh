@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Builds the images of docker-compose.yml that can be made without an image registry, from package
-# registries only: Debian bases from debootstrap, then one recipe per image (tools/images/<recipe>/),
-# each tagged exactly as the compose file names it once .env.example's versions are filled in. The app
-# image is built from app/Dockerfile as compose builds it. README.md next to this script says what
-# each image is made of and how it differs from the upstream image of that name.
+# Builds the images of docker-compose.yml and of its extensions' compose files that can be made
+# without an image registry, from package registries only: Debian bases from debootstrap, then one
+# recipe per image (tools/images/<recipe>/), each tagged exactly as the compose file names it once
+# .env.example's versions are filled in. The app image is built from app/Dockerfile as compose
+# builds it. README.md next to this script says what each image is made of and how it differs from
+# the upstream image of that name.
 #
 # Usage: tools/images/build.sh      (make images)
 #
@@ -76,7 +77,7 @@ inputs_digest() { # WORD...: a file or folder counts by names, modes and content
 
 current="" previous_id="" started=0
 begin() { # TAG: the start of the image's line; the end comes from report
-    printf '%-38s ' "$1"
+    printf '%-45s ' "$1"
     current=$1 previous_id=$(image_id "$1") started=$SECONDS
 }
 report() { echo "$*"; }
@@ -212,6 +213,7 @@ declare -A tag
 for service in app postgres redis prometheus alertmanager node-exporter jaeger mailpit loadgen; do
     tag[$service]=$(compose_image docker-compose.yml "$service")
 done
+tag[otel-collector]=$(compose_image extensions/otel-collector/docker-compose.otel-collector.yml otel-collector)
 postgres_major=$(pin POSTGRES_VERSION)
 locust_version=$(pin LOCUST_VERSION)
 
@@ -227,6 +229,7 @@ go_image "${tag[alertmanager]}" alertmanager "alertmanager amtool"
 go_image "${tag[node-exporter]}" node-exporter node_exporter
 go_image "${tag[jaeger]}" jaeger jaeger
 go_image "${tag[mailpit]}" mailpit mailpit "DEBIAN_IMAGE=$debian_trixie"
+go_image "${tag[otel-collector]}" otelcol-contrib otelcol
 recipe_image "${tag[loadgen]}" locust "PYTHON_IMAGE=$python" "LOCUST_VERSION=$locust_version"
 
 while IFS=$'\t' read -r service file reason; do

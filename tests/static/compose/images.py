@@ -50,6 +50,8 @@ class Image:
     # The image's VOLUME paths: without a mount there, each container gets an anonymous volume that
     # `docker compose down` leaves behind.
     volumes: frozenset[str] = frozenset()
+    # The image's ENTRYPOINT, where a service's `command` is only its arguments (None: not stated).
+    entrypoint: tuple[str, ...] | None = None
 
 
 def _app_image() -> Image:
@@ -161,6 +163,16 @@ IMAGES: dict[str, Image] = {
         source="jaegertracing/jaeger v2.13.0 cmd/jaeger/Dockerfile and scripts/build/docker/base/Dockerfile "
                "(alpine 3.22); `VOLUME [\"/tmp\"]`",
         volumes=frozenset({"/tmp"}),
+    ),
+    # extensions/otel-collector. FROM scratch: no shell, no wget or curl, no passwd, no writable
+    # directory; nothing in it can ask the health_check extension, so compose cannot healthcheck it.
+    "otel/opentelemetry-collector-contrib": Image(
+        programs=frozenset({"/otelcol-contrib"}),
+        shell=False,
+        source="open-telemetry/opentelemetry-collector-releases v0.156.0 distributions/otelcol-contrib/Dockerfile: "
+               "FROM scratch, USER 10001:10001, ENTRYPOINT /otelcol-contrib, "
+               "CMD --config /etc/otelcol-contrib/config.yaml",
+        entrypoint=("/otelcol-contrib",),
     ),
     "grafana/grafana": Image(
         programs=frozenset({"grafana", "curl", "bash"}) | BUSYBOX,
