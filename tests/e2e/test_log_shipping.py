@@ -28,6 +28,7 @@ from tests.support.visibility import wait_for
 SHIP_TIMEOUT = {"native": 30, "compose": 180}
 LOAD_LINES = 3000
 LOAD_SECONDS = 6.0
+KILLS = 3
 
 
 @pytest.fixture(scope="module")
@@ -86,10 +87,10 @@ def test_a_shipper_killed_under_load_ships_every_line_exactly_once(provider: Pro
     writer = threading.Thread(target=lambda: result.update(sent=_load(provider, run, time.monotonic() + 30)))
     writer.start()
     try:
-        time.sleep(LOAD_SECONDS / 3)
-        provider.kill_log_shipper()  # SIGKILL: no chance to flush or to store its position
-        time.sleep(LOAD_SECONDS / 6)
-        provider.start_log_shipper()
+        for _ in range(KILLS):  # each at another point of reading, queueing and sending
+            time.sleep(LOAD_SECONDS / (2 * KILLS))
+            provider.kill_log_shipper()  # SIGKILL: no chance to flush or to store its position
+            provider.start_log_shipper()
     finally:
         writer.join()
     sent = result["sent"]

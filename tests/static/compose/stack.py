@@ -22,6 +22,7 @@ VARIANTS: dict[str, tuple[Path, ...]] = {
     "core": (COMPOSE_FILE,),
     "jaeger-elasticsearch": (COMPOSE_FILE, REPO / "jaeger" / "compose.elasticsearch.yml"),
     "loki": (COMPOSE_FILE, REPO / "extensions" / "loki" / "docker-compose.loki.yml"),
+    "otel-collector": (COMPOSE_FILE, REPO / "extensions" / "otel-collector" / "docker-compose.otel-collector.yml"),
 }
 
 # The ports each service listens on inside its container (the project's fixed facts; Loki and Alloy
@@ -49,6 +50,9 @@ CONTAINER_PORTS: dict[str, frozenset[int]] = {
     "loki": frozenset({3100}),
     # Alloy's UI and /-/healthy, on the container's loopback only.
     "alloy": frozenset({12345}),
+    # The collector's health check and own metrics, on the container's loopback only.
+    "otel-collector": frozenset({13133, 8888}),
+    "otel-collector-volume": frozenset(),
 }
 
 

@@ -27,7 +27,8 @@ REPO = Path(__file__).resolve().parents[3]
 COMPOSE_FILE = REPO / "docker-compose.yml"
 ENV_EXAMPLE = REPO / ".env.example"
 # Optional fragments: each must load on top of the core file.
-FRAGMENTS = [REPO / "jaeger" / "compose.elasticsearch.yml", REPO / "extensions" / "loki" / "docker-compose.loki.yml"]
+FRAGMENTS = [REPO / "jaeger" / "compose.elasticsearch.yml", REPO / "extensions" / "loki" / "docker-compose.loki.yml",
+             REPO / "extensions" / "otel-collector" / "docker-compose.otel-collector.yml"]
 
 APP_IMAGE = "observability-stack/app:local"  # built from app/Dockerfile by the `app` service
 # The ports of the app's and the worker's metrics listeners: reachable by Prometheus, never published.
