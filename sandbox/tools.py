@@ -19,7 +19,7 @@ from sandbox.env import ROOT
 
 BUILD_SCRIPT = ROOT / "tools" / "build.sh"
 _NO_GO = 3  # build.sh's exit code when a build is needed and no Go toolchain is on PATH
-_BUILD_TIMEOUT = 1800.0  # a cold build of all four takes about 9 minutes on 2 cores
+_BUILD_TIMEOUT = 1800.0  # per call (one program, mostly): Jaeger's cold build took 12 min on 2 busy cores
 
 
 def bin_dir() -> Path:
