@@ -60,7 +60,7 @@ test-integration: venv tools ## Integration tests against real PostgreSQL, Redis
 check: venv tools ## Static checks: compose, Prometheus rules (promtool), Alertmanager (amtool), ELK, Grafana; pip-audit of both lock files
 	@$(PYTEST) tests/static
 
-tools: ## Build the pinned Go tools (Prometheus, promtool, Alertmanager, amtool, checkers) into ~/.cache
+tools: ## Build the pinned Go tools (Prometheus, promtool, Alertmanager, amtool, Jaeger, Mailpit, the collector, checkers) into ~/.cache
 	@tools/build.sh $(GO_TOOLS) || { status=$$?; if [ $$status -eq 3 ] && [ "$${CI:-}" != true ]; then \
 		echo "==> no Go: the tests that need these tools skip"; else exit $$status; fi; }
 
