@@ -34,6 +34,7 @@ def create_env_file(example: Path, target: Path) -> bool:
     """Write ``target`` from ``example`` with fresh secrets, mode 0600. False when ``target`` exists:
     it is never overwritten (O_EXCL, so not even by a concurrent run)."""
     text = fill_secrets(example.read_text())
+    target.parent.mkdir(parents=True, exist_ok=True)
     try:
         fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:

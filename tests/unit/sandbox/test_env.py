@@ -47,6 +47,13 @@ def test_env_file_is_created_private(tmp_path: Path) -> None:
     assert parse_env((tmp_path / ".env").read_text())["POSTGRES_PASSWORD"]
 
 
+def test_env_file_may_be_named_in_a_folder_that_does_not_exist_yet(tmp_path: Path) -> None:
+    (tmp_path / ".env.example").write_text(EXAMPLE)
+    target = tmp_path / "elsewhere" / "sandbox.env"  # SANDBOX_ENV_FILE somewhere new
+    assert create_env_file(tmp_path / ".env.example", target)
+    assert _mode(target) == 0o600
+
+
 def test_env_file_is_private_whatever_the_umask(tmp_path: Path) -> None:
     import os
 
