@@ -139,8 +139,8 @@ def test_up_starts_every_component_healthy(sandbox: Sandbox) -> None:
     up = sandbox.first_up
     assert up is not None
     assert up.returncode == 0, f"{up.stdout}\n{up.stderr}"
-    assert COMPONENTS == ["postgres", "redis", "elasticsearch", "jaeger", "mailpit", "webhook_sink", "app", "worker",
-                          "alertmanager", "prometheus"]
+    assert COMPONENTS == ["postgres", "redis", "elasticsearch", "otelcol", "jaeger", "mailpit", "webhook_sink", "app",
+                          "worker", "alertmanager", "prometheus"]
     for name in COMPONENTS:
         assert re.search(rf"^starting {name} \.\.\. ready in \d+\.\ds", up.stdout, re.MULTILINE), up.stdout
     assert re.search(r"^setting up elasticsearch \.\.\. done in \d+\.\ds", up.stdout, re.MULTILINE), up.stdout

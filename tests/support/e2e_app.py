@@ -88,7 +88,8 @@ def forget_notified_errors(provider: Provider) -> None:
     remembers the errors of an earlier run): the test's next error notifies afresh."""
     client = redis.Redis.from_url(provider.url("redis"), socket_timeout=5)
     try:
-        prefix = provider.settings.get("OTEL_SERVICE_NAME", "episodes-api")
+        # The claims are under the namespace both processes share (observability.notifications).
+        prefix = provider.settings.get("SERVICE_NAMESPACE", "episodes")
         keys = list(client.scan_iter(f"{prefix}:alert:*", count=1000))
         if keys:
             client.delete(*keys)

@@ -56,12 +56,12 @@ NATIVE_ENDPOINTS = ("app", "metrics", "worker_metrics", "prometheus", "alertmana
 # The native sandbox's component names where compose names the service otherwise.
 COMPOSE_SERVICES = {"webhook_sink": "webhook-sink"}
 OTEL_COLLECTOR_EXTENSION = "extensions/otel-collector/docker-compose.otel-collector.yml"
-APP_LOG_IN_CONTAINER = "/var/log/app/app.jsonl"
-# In the app's container: stdin appended to the app's log in one write (O_APPEND: never inside one of
-# the app's own lines, which a pipe-sized `cat` could split).
-_APPEND_STDIN = f"""
+APP_LOG_DIR_IN_CONTAINER = "/var/log/app"
+# In the app's container: stdin appended to the log file argv[1] in one write (O_APPEND: never inside
+# one of the app's own lines, which a pipe-sized `cat` could split).
+_APPEND_STDIN = """
 import os, sys
-fd = os.open({APP_LOG_IN_CONTAINER!r}, os.O_WRONLY | os.O_APPEND)
+fd = os.open(sys.argv[1], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
 os.write(fd, sys.stdin.buffer.read())
 """
 COMPONENT_TIMEOUT = 300  # seconds a stop or a start (with the wait until healthy) may take
@@ -218,20 +218,23 @@ class Provider:
     def start_log_shipper(self) -> None:
         self.start_component(self.log_shipper()[0])
 
-    def append_app_log(self, lines: list[str]) -> None:
-        """Append whole lines to the app's log file, where the app writes too, in one write."""
+    def append_app_log(self, lines: list[str], file_name: str = "app.jsonl") -> None:
+        """Append whole lines, in one write, to the app's log file (where the app writes too) or to
+        another file beside it that the shippers read as well (``app.jsonl*``)."""
         data = "".join(f"{line}\n" for line in lines).encode()
         if self.has("app_log_file"):
-            fd = os.open(self.url("app_log_file"), os.O_WRONLY | os.O_APPEND)
+            fd = os.open(Path(self.url("app_log_file")).with_name(file_name), os.O_WRONLY | os.O_APPEND | os.O_CREAT,
+                         0o640)
             try:
                 os.write(fd, data)
             finally:
                 os.close(fd)
             return
-        done = subprocess.run(compose_command(self.settings, "exec", "-T", "app", "python", "-c", _APPEND_STDIN),
-                              input=data, env=self.env, capture_output=True, timeout=60, check=False)
+        target = f"{APP_LOG_DIR_IN_CONTAINER}/{file_name}"
+        command = compose_command(self.settings, "exec", "-T", "app", "python", "-c", _APPEND_STDIN, target)
+        done = subprocess.run(command, input=data, env=self.env, capture_output=True, timeout=60, check=False)
         if done.returncode != 0:
-            raise ProviderError(f"appending to the app's log in its container failed: {done.stderr[-2000:]!r}")
+            raise ProviderError(f"appending to {target} in the app's container failed: {done.stderr[-2000:]!r}")
 
     def web_workers(self) -> list[int]:
         """The pids of the app's gunicorn workers (inside its container in compose)."""
