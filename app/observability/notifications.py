@@ -185,6 +185,12 @@ def send_email(config: ObservabilityConfig, alert: Alert) -> None:
         raise TransientNotificationError(type(error).__name__) from None
 
 
+def alert_key_prefix(namespace: str) -> str:
+    """Where the alert claims and delivery marks live in Redis: under the service namespace, which
+    web and worker share (the worker releases the claims the web process takes)."""
+    return f"{namespace}:alert"
+
+
 def claim_key(prefix: str, fingerprint: str, channel: str) -> str:
     return f"{prefix}:{fingerprint}:{channel}"
 
@@ -292,7 +298,7 @@ class Notifier:
         self._config = config
         self._redis = redis
         self._warnings = warnings
-        self._prefix = f"{config.service_namespace}:alert"  # shared: the worker releases the web's claims
+        self._prefix = alert_key_prefix(config.service_namespace)
         self.tasks = register_tasks(celery_app, config, redis, self._prefix) if celery_app is not None else {}
         self.channels = tuple(channel for channel, enabled in (
             (WEBHOOK, bool(config.alert_webhook_url)), (EMAIL, bool(config.alert_email_to))) if enabled)

@@ -14,6 +14,7 @@ from typing import Any
 
 import redis
 
+from observability.notifications import alert_key_prefix
 from tests.support.e2e_clients import Elasticsearch, LogFile, session
 from tests.support.e2e_stack import Provider
 
@@ -88,9 +89,8 @@ def forget_notified_errors(provider: Provider) -> None:
     remembers the errors of an earlier run): the test's next error notifies afresh."""
     client = redis.Redis.from_url(provider.url("redis"), socket_timeout=5)
     try:
-        # The claims are under the namespace both processes share (observability.notifications).
-        prefix = provider.settings.get("SERVICE_NAMESPACE", "episodes")
-        keys = list(client.scan_iter(f"{prefix}:alert:*", count=1000))
+        prefix = alert_key_prefix(provider.settings.get("SERVICE_NAMESPACE", "episodes"))
+        keys = list(client.scan_iter(f"{prefix}:*", count=1000))
         if keys:
             client.delete(*keys)
     finally:

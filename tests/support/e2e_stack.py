@@ -56,12 +56,12 @@ NATIVE_ENDPOINTS = ("app", "metrics", "worker_metrics", "prometheus", "alertmana
 # The native sandbox's component names where compose names the service otherwise.
 COMPOSE_SERVICES = {"webhook_sink": "webhook-sink"}
 OTEL_COLLECTOR_EXTENSION = "extensions/otel-collector/docker-compose.otel-collector.yml"
-APP_LOG_DIR_IN_CONTAINER = "/var/log/app"
-# In the app's container: stdin appended to the log file argv[1] in one write (O_APPEND: never inside
-# one of the app's own lines, which a pipe-sized `cat` could split).
+# In the app's container: stdin appended, in one write, to the file argv[1] in the folder of the app's
+# LOG_FILE (O_APPEND: never inside one of the app's own lines, which a pipe-sized `cat` could split).
 _APPEND_STDIN = """
 import os, sys
-fd = os.open(sys.argv[1], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+path = os.path.join(os.path.dirname(os.environ["LOG_FILE"]), sys.argv[1])
+fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
 os.write(fd, sys.stdin.buffer.read())
 """
 COMPONENT_TIMEOUT = 300  # seconds a stop or a start (with the wait until healthy) may take
@@ -230,11 +230,10 @@ class Provider:
             finally:
                 os.close(fd)
             return
-        target = f"{APP_LOG_DIR_IN_CONTAINER}/{file_name}"
-        command = compose_command(self.settings, "exec", "-T", "app", "python", "-c", _APPEND_STDIN, target)
+        command = compose_command(self.settings, "exec", "-T", "app", "python", "-c", _APPEND_STDIN, file_name)
         done = subprocess.run(command, input=data, env=self.env, capture_output=True, timeout=60, check=False)
         if done.returncode != 0:
-            raise ProviderError(f"appending to {target} in the app's container failed: {done.stderr[-2000:]!r}")
+            raise ProviderError(f"appending to {file_name} in the app's container failed: {done.stderr[-2000:]!r}")
 
     def web_workers(self) -> list[int]:
         """The pids of the app's gunicorn workers (inside its container in compose)."""
