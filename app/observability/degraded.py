@@ -3,8 +3,8 @@
 `GuardedRedis` runs Redis calls for the instrumentation (error aggregation, alert dedupe, active
 users). A failure opens a short circuit so the following requests skip Redis instead of each waiting
 for a timeout, and `ThrottledWarning` logs one warning per interval, with the number suppressed,
-instead of one per request. `ThrottledLogFilter` does the same to a library's own failure records
-(the trace exporter logs several per failed batch while its collector is down).
+instead of one per request. `ThrottledLogFilter` applies the same `Throttle` to a library's own
+failure records (the trace exporter logs several per failed batch while its collector is down).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from typing import TypeVar
 
 import redis
@@ -21,22 +21,37 @@ T = TypeVar("T")
 _CIRCUIT_OPEN_SECONDS = 2.0
 
 
-class ThrottledWarning:
-    def __init__(self, logger: logging.Logger, interval_seconds: float) -> None:
-        self._logger = logger
+class Throttle:
+    """At most one event per key per interval; the one let through learns how many were held back."""
+
+    def __init__(self, interval_seconds: float) -> None:
         self._interval = interval_seconds
-        self._next_at: dict[str, float] = {}
-        self._suppressed: dict[str, int] = {}
+        self._next_at: dict[Hashable, float] = {}
+        self._suppressed: dict[Hashable, int] = {}
         self._lock = threading.Lock()
 
-    def warn(self, part: str, message: str, error: BaseException) -> None:
+    def admit(self, key: Hashable) -> int | None:
+        """None when `key` is held back (and counted); else how many were held back since the last."""
         now = time.monotonic()
         with self._lock:
-            if now < self._next_at.get(part, 0.0):
-                self._suppressed[part] = self._suppressed.get(part, 0) + 1
-                return
-            self._next_at[part] = now + self._interval
-            suppressed = self._suppressed.pop(part, 0)
+            if now < self._next_at.get(key, 0.0):
+                self._suppressed[key] = self._suppressed.get(key, 0) + 1
+                return None
+            self._next_at[key] = now + self._interval
+            return self._suppressed.pop(key, 0)
+
+
+class ThrottledWarning:
+    """One `dependency_degraded` warning per interval for each failing part."""
+
+    def __init__(self, logger: logging.Logger, interval_seconds: float) -> None:
+        self._logger = logger
+        self._throttle = Throttle(interval_seconds)
+
+    def warn(self, part: str, message: str, error: BaseException) -> None:
+        suppressed = self._throttle.admit(part)
+        if suppressed is None:
+            return
         self._logger.warning(message, extra={
             "event": "dependency_degraded", "dependency": part,
             "error_type": type(error).__name__, "suppressed_since_last": suppressed,
@@ -49,22 +64,15 @@ class ThrottledLogFilter(logging.Filter):
 
     def __init__(self, interval_seconds: float) -> None:
         super().__init__()
-        self._interval = interval_seconds
-        self._next_at: dict[tuple[str, int, str], float] = {}
-        self._suppressed: dict[tuple[str, int, str], int] = {}
-        self._lock = threading.Lock()
+        self._throttle = Throttle(interval_seconds)
 
     def filter(self, record: logging.LogRecord) -> bool:
         if record.levelno < logging.WARNING:
             return True
-        key = (record.name, record.levelno, str(record.msg))
-        now = time.monotonic()
-        with self._lock:
-            if now < self._next_at.get(key, 0.0):
-                self._suppressed[key] = self._suppressed.get(key, 0) + 1
-                return False
-            self._next_at[key] = now + self._interval
-            record.suppressed_since_last = self._suppressed.pop(key, 0)
+        suppressed = self._throttle.admit((record.name, record.levelno, str(record.msg)))
+        if suppressed is None:
+            return False
+        record.suppressed_since_last = suppressed
         return True
 
 

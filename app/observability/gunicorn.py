@@ -2,7 +2,7 @@
 
 The app is preloaded in the master, which wipes the shared metrics directory, serves `/metrics`
 on its own port from a thread (scrapes never take a worker and survive worker restarts), and folds
-a dead worker's metric files into the archive (`metrics.mark_dead`). Each worker starts its
+a dead worker's metric files into the archive (`metrics_multiprocess.mark_dead`). Each worker starts its
 per-process parts (trace exporter) after fork.
 """
 
@@ -13,11 +13,11 @@ from typing import Any
 from gunicorn import glogging
 
 from observability import process
+from observability.bootstrap import Observability
 from observability.config import ObservabilityConfig
 from observability.logging import configure_logging
-from observability.metrics import mark_dead, prepare_multiproc_dir
+from observability.metrics_multiprocess import mark_dead, prepare_multiproc_dir
 from observability.redaction import RedactingFilter, Redactor
-from observability.web import Observability
 
 
 def _observability(server: Any) -> Observability:

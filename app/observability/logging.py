@@ -249,17 +249,24 @@ def build_handlers(config: ObservabilityConfig) -> list[logging.Handler]:
     return handlers
 
 
-# Loggers that install handlers of their own; they must reach the root handlers instead.
-_ROUTED_LOGGERS = ("gunicorn.error", "gunicorn.access", "celery", "celery.task", "werkzeug", "flask.app")
+# Loggers that install handlers of their own; they must reach the root handlers instead. Flask's
+# app logger is not among them: `init_observability` removes only Flask's default handler from it.
+_ROUTED_LOGGERS = ("gunicorn.error", "gunicorn.access", "celery", "celery.task", "werkzeug")
+_OURS = "_observability_handler"  # marks the handlers this module installed
 
 
 def configure_logging(config: ObservabilityConfig) -> None:
-    """Routes every logger of the process through the JSON handlers. Safe to call again."""
+    """Adds the JSON handlers to the root logger and routes the servers' loggers to it.
+
+    Handlers the host application installed stay (as Flask's own logging set-up respects them);
+    calling again replaces only the handlers an earlier call added.
+    """
     root = logging.getLogger()
-    for handler in list(root.handlers):
+    for handler in [h for h in root.handlers if getattr(h, _OURS, False)]:
         root.removeHandler(handler)
         handler.close()
     for handler in build_handlers(config):
+        setattr(handler, _OURS, True)
         root.addHandler(handler)
     root.setLevel(config.log_level)
     for name in _ROUTED_LOGGERS:

@@ -1,4 +1,5 @@
-"""Alert notifications sent by Celery tasks: a Slack-compatible webhook and e-mail over SMTP.
+"""Alert delivery: one notification per error fingerprint and channel, sent by Celery tasks through
+the transports of `observability.alert_transports` (a Slack-compatible webhook, e-mail over SMTP).
 
 An error storm sends one notification per fingerprint per channel per window: the web process
 claims the fingerprint for each channel in Redis (`SET NX EX`) before queueing that channel's task,
@@ -11,87 +12,44 @@ a background thread claims and queues it, at once, or when Redis or the broker i
 seconds until both answer again: the claims then decide which process's copy goes out, so each
 channel still sends it once. No request waits on Redis or the broker for an alert.
 
-Transient failures (timeouts, connection errors, HTTP 408/429/5xx, SMTP 4xx) are retried with
-exponential backoff and jitter, honouring `Retry-After`; anything else fails at once and frees that
-channel's claim so a later occurrence can try again.
+Transient failures (`observability.alert_transports`) are retried with exponential backoff and
+jitter, honouring `Retry-After`; anything else fails at once and frees that channel's claim so a
+later occurrence can try again. The outbox is `observability.alert_outbox`.
 """
 
 from __future__ import annotations
 
-import email.utils
 import logging
-import os
 import random
-import re
-import secrets
-import smtplib
-import ssl
-import threading
-import time
-import weakref
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, fields
-from email.message import EmailMessage
+from dataclasses import asdict
 from typing import Any
 
-import requests
 from celery import Celery, Task
 
 from observability import context
+from observability.alert_outbox import AlertOutbox
+from observability.alert_transports import (
+    EMAIL,
+    WEBHOOK,
+    Alert,
+    PermanentNotificationError,
+    TransientNotificationError,
+    new_alert_id,
+    post_webhook,
+    send_email,
+)
 from observability.config import ObservabilityConfig
 from observability.degraded import GuardedRedis, ThrottledWarning
 from observability.metrics import ALERT_NOTIFICATIONS
 
 _logger = logging.getLogger("observability.notifications")
-WEBHOOK = "webhook"
-EMAIL = "email"
 _BACKOFF_BASE_SECONDS = 2.0
 # A delivery mark outlives the broker's visibility timeout (1 h), after which Redis hands an
 # unacknowledged task out again: that late copy must still find the mark.
 _DELIVERED_MARK_SECONDS = 2 * 3600
-OUTBOX_CAPACITY = 100  # fingerprints waiting per process; more are dropped (counted, logged)
-OUTBOX_RETRY_SECONDS = 2.0
 # Deletes a claim only while it is still this alert's: an expired claim may belong to a newer one.
 _RELEASE_OWN_CLAIM = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
-# smtplib otherwise asks the resolver for this host's full name (socket.getfqdn), outside its timeout.
-_SMTP_LOCAL_HOSTNAME = "localhost"
-
-
-@dataclass(frozen=True)
-class Alert:
-    fingerprint: str
-    alert_id: str  # one per claim: the e-mail's Message-ID and the key of the delivery marks
-    severity: str
-    title: str
-    message: str
-    service: str
-    environment: str
-    details: dict[str, str]
-
-    @classmethod
-    def from_task(cls, payload: dict[str, Any]) -> Alert:
-        """The alert of a task's arguments; a task queued by an older version had a `window` instead."""
-        if "alert_id" not in payload and "window" in payload:
-            payload = {**payload, "alert_id": f"w{payload['window']}"}
-        known = {f.name for f in fields(cls)}
-        return cls(**{key: value for key, value in payload.items() if key in known})
-
-
-def new_alert_id() -> str:
-    return f"{int(time.time())}-{secrets.token_hex(4)}"
-
-
-_DELAY_SECONDS = re.compile(r"[0-9]{1,9}")  # Retry-After's delay-seconds; str.isdigit() also takes "²"
-
-
-class TransientNotificationError(Exception):
-    def __init__(self, reason: str, retry_after: float | None = None) -> None:
-        super().__init__(reason)
-        self.retry_after = retry_after
-
-
-class PermanentNotificationError(Exception):
-    """A permanent failure: retrying would not help."""
 
 
 def backoff_seconds(retries: int, cap: float, retry_after: float | None = None) -> float:
@@ -108,83 +66,6 @@ def backoff_seconds(retries: int, cap: float, retry_after: float | None = None) 
     return min(delay, cap)
 
 
-def _parse_retry_after(value: str | None) -> float | None:
-    if not value:
-        return None
-    if _DELAY_SECONDS.fullmatch(value.strip()):
-        return float(value.strip())
-    try:
-        return max(0.0, email.utils.parsedate_to_datetime(value).timestamp() - time.time())
-    except (TypeError, ValueError):
-        return None
-
-
-def slack_payload(alert: Alert) -> dict[str, Any]:
-    return {
-        "text": alert.title,
-        "attachments": [{
-            "color": "danger" if alert.severity == "critical" else "warning",
-            "title": alert.title,
-            "text": alert.message,
-            "fields": [{"title": name, "value": value, "short": True} for name, value in alert.details.items()],
-            "footer": f"{alert.service} · {alert.environment} · fingerprint {alert.fingerprint}",
-        }],
-    }
-
-
-def post_webhook(url: str, alert: Alert, timeout: float) -> None:
-    try:
-        response = requests.post(url, json=slack_payload(alert), timeout=timeout)
-    except (requests.ConnectionError, requests.Timeout) as error:
-        # from None: the error's text holds the webhook URL, which is a secret (Slack's is).
-        raise TransientNotificationError(type(error).__name__) from None
-    except requests.RequestException as error:  # a malformed URL (MissingSchema, InvalidURL...): no retry helps
-        raise PermanentNotificationError(f"webhook {type(error).__name__}") from None
-    status = response.status_code
-    if status in (408, 429) or status >= 500:
-        raise TransientNotificationError(f"HTTP {status}", _parse_retry_after(response.headers.get("Retry-After")))
-    if status >= 400:
-        raise PermanentNotificationError(f"webhook answered HTTP {status}")
-
-
-def email_message(alert: Alert, sender: str, recipients: tuple[str, ...]) -> EmailMessage:
-    message = EmailMessage()
-    message["Subject"] = alert.title
-    message["From"] = sender
-    message["To"] = ", ".join(recipients)
-    message["Date"] = email.utils.formatdate(localtime=False)
-    message["Message-ID"] = f"<{alert.fingerprint}.{alert.alert_id}@{alert.service}.alerts>"
-    lines = [alert.message, ""] + [f"{name}: {value}" for name, value in alert.details.items()]
-    message.set_content("\n".join(lines))
-    return message
-
-
-def send_email(config: ObservabilityConfig, alert: Alert) -> None:
-    message = email_message(alert, config.alert_email_from, config.alert_email_to)
-    try:
-        with smtplib.SMTP(config.smtp_host, config.smtp_port, local_hostname=_SMTP_LOCAL_HOSTNAME,
-                          timeout=config.notify_timeout_seconds) as smtp:
-            if config.smtp_starttls:
-                smtp.starttls()
-            if config.smtp_username:
-                smtp.login(config.smtp_username, config.smtp_password)
-            smtp.send_message(message)
-    except smtplib.SMTPRecipientsRefused as error:
-        codes = [code for code, _ in error.recipients.values()]
-        if all(400 <= code < 500 for code in codes):
-            raise TransientNotificationError(f"SMTP recipients deferred {codes}") from error
-        raise PermanentNotificationError(f"SMTP recipients refused {codes}") from error
-    except smtplib.SMTPResponseException as error:
-        if 400 <= error.smtp_code < 500:
-            raise TransientNotificationError(f"SMTP {error.smtp_code}") from error
-        raise PermanentNotificationError(f"SMTP {error.smtp_code}") from error
-    except (smtplib.SMTPNotSupportedError, ssl.SSLCertVerificationError) as error:
-        # OSError subclasses, but no retry will make the server support STARTTLS or trust the cert.
-        raise PermanentNotificationError(f"SMTP {type(error).__name__}") from None
-    except OSError as error:  # refused, reset, timed out, disconnected
-        raise TransientNotificationError(type(error).__name__) from None
-
-
 def alert_key_prefix(namespace: str) -> str:
     """Where the alert claims and delivery marks live in Redis: under the service namespace, which
     web and worker share (the worker releases the claims the web process takes)."""
@@ -197,92 +78,6 @@ def claim_key(prefix: str, fingerprint: str, channel: str) -> str:
 
 def delivered_key(prefix: str, alert: Alert, channel: str) -> str:
     return f"{prefix}:sent:{alert.fingerprint}:{alert.alert_id}:{channel}"
-
-
-class AlertOutbox:
-    """Alerts of this process on their way to the broker, one per fingerprint.
-
-    `hold` keeps an alert with the channels still to do (at most `capacity` fingerprints: more are
-    refused, and the caller counts them) and wakes a daemon thread that calls `send(alert, channels)`
-    at once, then every `retry_seconds` until it returns no channel left. The thread is started by
-    the first `hold` in the process that holds (never at import or set-up, so never in a server's
-    parent before fork) and ends when nothing is left. A forked child starts with fresh locks and no
-    thread: a lock copied while another thread held it would never be released there. With
-    `background` False nothing is started and the caller flushes (tests).
-    """
-
-    def __init__(self, send: Callable[[Alert, tuple[str, ...]], tuple[str, ...]],
-                 capacity: int = OUTBOX_CAPACITY, retry_seconds: float = OUTBOX_RETRY_SECONDS,
-                 background: bool = True) -> None:
-        self._send = send
-        self.capacity = capacity
-        self.background = background
-        self._retry_seconds = retry_seconds
-        self._pending: dict[str, tuple[Alert, tuple[str, ...], float]] = {}
-        self._after_fork()
-        reset = weakref.WeakMethod(self._after_fork)  # a fork hook must not keep the outbox alive
-
-        def after_fork_in_child() -> None:
-            if (method := reset()) is not None:
-                method()
-
-        os.register_at_fork(after_in_child=after_fork_in_child)
-
-    def _after_fork(self) -> None:
-        self._lock = threading.Lock()
-        self._flushing = threading.Lock()  # one flush at a time: the thread's, or a caller's
-        self._wake = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def __len__(self) -> int:
-        return len(self._pending)
-
-    def holds(self, fingerprint: str) -> bool:
-        return fingerprint in self._pending
-
-    def hold(self, alert: Alert, channels: tuple[str, ...]) -> bool:
-        """Keeps `alert` for `channels` until they take it; False when the outbox is full."""
-        with self._lock:
-            if alert.fingerprint not in self._pending and len(self._pending) >= self.capacity:
-                return False
-            self._pending[alert.fingerprint] = (alert, channels, time.monotonic())
-            self._wake.set()
-            if self.background and (self._thread is None or not self._thread.is_alive()):
-                self._thread = threading.Thread(target=self._run, name="alert-outbox", daemon=True)
-                self._thread.start()
-        return True
-
-    def flush(self) -> int:
-        """One attempt at every held alert; how many are still held."""
-        with self._flushing:
-            with self._lock:
-                held = list(self._pending.items())
-            for fingerprint, (alert, channels, since) in held:
-                left = self._send(alert, channels)
-                with self._lock:
-                    if left:
-                        self._pending[fingerprint] = (alert, left, since)
-                        continue
-                    self._pending.pop(fingerprint, None)
-                waited = time.monotonic() - since
-                if waited >= self._retry_seconds:  # held back by an outage, not just handed over
-                    _logger.info("held alert notification released", extra={  # duration_ms: how long it waited
-                        "event": "notification_released", "fingerprint": fingerprint,
-                        "duration_ms": round(waited * 1000, 1)})
-        return len(self._pending)
-
-    def _run(self) -> None:
-        while True:
-            self._wake.wait(self._retry_seconds)
-            self._wake.clear()
-            try:
-                self.flush()
-            except Exception:  # a bug must not end the retries silently
-                _logger.exception("alert outbox flush failed", extra={"event": "notification_outbox_error"})
-            with self._lock:  # nothing left: end, and let the next hold start a thread again
-                if not self._pending:
-                    self._thread = None
-                    return
 
 
 class Notifier:
@@ -412,9 +207,7 @@ def _register(celery_app: Celery, config: ObservabilityConfig, redis: GuardedRed
                 "reason": str(error), "countdown_s": round(countdown, 3), "attempt": self.request.retries + 1,
             })
             raise self.retry(exc=error, countdown=countdown) from error
-        except PermanentNotificationError as error:
-            _give_up(redis, prefix, channel, notice, error)
-        except Exception as error:
+        except Exception as error:  # permanent, or a bug: no retry would help
             _give_up(redis, prefix, channel, notice, error)
         mark_seconds = max(config.alert_dedupe_seconds, _DELIVERED_MARK_SECONDS)
         redis.run("alert delivery mark", lambda r: r.set(delivered, "sent", ex=mark_seconds))

@@ -2,8 +2,8 @@
 
 An inbound `X-Request-ID` is kept only if it is short and made of safe characters; anything else
 (newlines, JSON, 10 KB, non-ASCII) is replaced by a generated id, so a client can neither forge log
-content nor break the response header. The id is echoed in the response, set as a span attribute,
-and travels to Celery tasks in a message header.
+content nor break the response header. The id is echoed in the response and set as a span
+attribute; `observability.task_request_id` carries it into Celery tasks.
 
 The concerns that watch every request (access log, metrics) attach plain callables to one
 `RequestHooks` instead of registering Flask hooks of their own: Flask checks each hook for a
@@ -25,7 +25,6 @@ from observability.context import RequestContext
 
 HEADER = "X-Request-ID"
 SPAN_ATTRIBUTE = "request.id"
-TASK_HEADER = "request_id"
 _SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@-]{7,127}")
 _MAX_USER_AGENT = 512
 
@@ -43,7 +42,12 @@ def accept_or_generate(inbound: str | None) -> str:
 class RequestHooks:
     """What runs around every request, in order: `on_start` once the context is open, `on_response`
     when the response is ready (Flask's last after-request step), `on_end` at teardown, even when
-    the request failed; the context closes after them."""
+    the request failed; the context closes after them.
+
+    The extension point for per-request work of your own: append plain callables to the lists of
+    `obs.request_hooks` (`on_start(ctx)`, `on_response(ctx, request, response)`, `on_end(ctx)`;
+    `ctx` is the `RequestContext` every log record reads). A hook must not raise.
+    """
 
     def __init__(self) -> None:
         self.on_start: list[StartHook] = []
@@ -110,16 +114,3 @@ def _span_attribute_setter() -> Callable[[str], Any]:
         get_current_span().set_attribute(SPAN_ATTRIBUTE, request_id)
 
     return set_request_id
-
-
-def _add_request_id_header(headers: dict[str, object] | None = None, **_: object) -> None:
-    request_id = context.current_request_id()
-    if request_id is not None and headers is not None:
-        headers.setdefault(TASK_HEADER, request_id)
-
-
-def propagate_to_tasks() -> None:
-    """Queued Celery tasks carry the current request id in a message header."""
-    from celery.signals import before_task_publish  # noqa: PLC0415 - Celery is optional here
-
-    before_task_publish.connect(_add_request_id_header, weak=False, dispatch_uid="observability.request_id")

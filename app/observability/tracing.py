@@ -16,7 +16,6 @@ from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.instrumentation.celery import CeleryInstrumentor
-from opentelemetry.instrumentation.flask import FlaskInstrumentor
 from opentelemetry.instrumentation.redis import RedisInstrumentor
 from opentelemetry.instrumentation.requests import RequestsInstrumentor
 from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
@@ -93,6 +92,9 @@ def _request_path(attributes: Attributes) -> object:
 def instrument_libraries(config: ObservabilityConfig, app: Any = None, engine: Any = None) -> None:
     """Wires the instrumentations; safe before fork because no provider exists yet."""
     if app is not None:
+        # Imported here: it imports Flask, which the Celery worker never needs.
+        from opentelemetry.instrumentation.flask import FlaskInstrumentor  # noqa: PLC0415
+
         # Probes are left out by the sampler (SkipPaths), not by the instrumentation's excluded_urls.
         FlaskInstrumentor().instrument_app(app)
     sqlalchemy = SQLAlchemyInstrumentor()

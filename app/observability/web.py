@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-from dataclasses import dataclass
-from typing import Any
-
 from celery import Celery
 from flask import Flask, request
 from flask.logging import default_handler
@@ -13,54 +9,15 @@ from sqlalchemy.engine import Engine
 
 from observability import process
 from observability.access_log import init_access_log
+from observability.bootstrap import Observability, build_observability
 from observability.config import ObservabilityConfig
-from observability.degraded import GuardedRedis, ThrottledWarning
-from observability.errors import ErrorAggregator, ErrorReport, admin_blueprint, init_error_capture
-from observability.logging import configure_logging
-from observability.metrics import build_registry, init_http_metrics, serve
-from observability.notifications import Notifier
-from observability.redaction import Redactor, hide_bound_values_in_errors
-from observability.request_id import init_request_id, propagate_to_tasks
+from observability.error_aggregation import ErrorReport
+from observability.errors import admin_blueprint, init_error_capture
+from observability.http_metrics import init_http_metrics
+from observability.redaction import hide_bound_values_in_errors
+from observability.request_id import init_request_id
 from observability.slow_queries import watch_engine
-from observability.users import ActiveUsers
-
-
-@dataclass
-class Observability:
-    """What a process's instrumentation holds; `app.extensions["observability"]` in the web app."""
-
-    config: ObservabilityConfig
-    redis: GuardedRedis
-    warnings: ThrottledWarning
-    redactor: Redactor
-    errors: ErrorAggregator
-    notifier: Notifier
-    users: ActiveUsers
-
-    def bind_user(self, user_id: str) -> None:
-        """Marks the current request as made by `user_id` (logs, active-user gauge)."""
-        self.users.bind_user(user_id)
-
-    def serve_metrics(self, port: int) -> Any:
-        """Starts the metrics listener on the configured address (call in the server's parent)."""
-        registry = build_registry(self.config.multiproc_dir, extra=[self.users])
-        return serve(registry, self.config.metrics_bind_address, port)
-
-
-def build_observability(config: ObservabilityConfig, celery: Celery | None) -> Observability:
-    configure_logging(config)
-    warnings = ThrottledWarning(logging.getLogger("observability.degraded"),
-                                config.degraded_warning_interval_seconds)
-    redis = GuardedRedis(config.redis_url, warnings)
-    return Observability(
-        config=config,
-        redis=redis,
-        warnings=warnings,
-        redactor=Redactor.from_config(config),
-        errors=ErrorAggregator(redis, config.service_namespace, config.error_window_seconds),
-        notifier=Notifier(config, redis, warnings, celery),
-        users=ActiveUsers(redis, config.service_namespace, config.active_user_window_seconds),
-    )
+from observability.task_request_id import propagate_to_tasks
 
 
 def init_observability(
@@ -79,7 +36,7 @@ def init_observability(
     config = config or ObservabilityConfig.from_env()
     obs = build_observability(config, celery)
     app.logger.removeHandler(default_handler)
-    request_hooks = init_request_id(app, config.tracing_enabled)
+    request_hooks = obs.request_hooks = init_request_id(app, config.tracing_enabled)
     if config.http_metrics_enabled:
         init_http_metrics(request_hooks)
     if config.access_log_enabled:

@@ -17,13 +17,14 @@ from celery import Celery, signals
 from sqlalchemy.engine import Engine
 
 from observability import context, process
+from observability.bootstrap import Observability, build_observability
 from observability.config import ObservabilityConfig
 from observability.logging import configure_logging
-from observability.metrics import CELERY_TASK_DURATION, CELERY_TASKS, mark_dead, prepare_multiproc_dir
+from observability.metrics import CELERY_TASK_DURATION, CELERY_TASKS
+from observability.metrics_multiprocess import mark_dead, prepare_multiproc_dir
 from observability.redaction import hide_bound_values_in_errors
-from observability.request_id import TASK_HEADER, propagate_to_tasks
 from observability.slow_queries import watch_engine
-from observability.web import Observability, build_observability
+from observability.task_request_id import TASK_HEADER, propagate_to_tasks
 
 _OUTCOMES = {"SUCCESS": "succeeded", "FAILURE": "failed", "RETRY": "retried"}
 

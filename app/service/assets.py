@@ -9,9 +9,9 @@ from opentelemetry import trace
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from observability.metrics import AI_CALL_DURATION, AI_CALLS
 from service.ai import AIProviderError, AssetExtractor, ExtractedAsset
 from service.db import Asset, Episode
+from service.metrics import AI_CALL_DURATION, AI_CALLS
 
 _tracer = trace.get_tracer("service.assets")
 

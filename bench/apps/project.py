@@ -6,8 +6,8 @@ from flask import Flask
 from sqlalchemy import Engine
 
 from bench.apps.routes import add_routes
+from observability import init_observability
 from observability.config import ObservabilityConfig
-from observability.web import init_observability
 
 
 def create_app(config: ObservabilityConfig, engine: Engine | None = None) -> Flask:

@@ -3,7 +3,7 @@ files, after 0 and 100 worker restarts.
 
 Every worker and every restart is a real forked process that records the project's HTTP metrics
 (10 route templates, 3 statuses each, duration histograms, the in-flight gauge) into the multiprocess
-directory and exits; the parent then calls `observability.metrics.mark_dead(pid, dir)`, exactly as
+directory and exits; the parent then calls `observability.metrics_multiprocess.mark_dead(pid, dir)`, exactly as
 gunicorn's `child_exit` hook does. Live workers stay alive (blocked on a pipe) while the parent
 collects as the product's listener does: `build_registry(dir)` and `generate_latest`. The merged
 `http_requests_total` is checked against what the processes recorded: restarts must not lose counts.
@@ -20,12 +20,13 @@ from typing import Any
 from prometheus_client import generate_latest
 
 from bench.micro.scale import Scale
-from observability import metrics
+from observability import metrics, metrics_multiprocess
+from observability.http_metrics import UNMATCHED_ENDPOINT
 
 ROUTES = (
     "/api/episodes", "/api/episodes/<int:episode_id>", "/api/episodes/<int:episode_id>/extract",
     "/api/episodes/<int:episode_id>/extract-async", "/api/episodes/<int:episode_id>/assets",
-    "/admin/chaos", "/admin/errors", "/healthz", "/readyz", metrics.UNMATCHED_ENDPOINT,
+    "/admin/chaos", "/admin/errors", "/healthz", "/readyz", UNMATCHED_ENDPOINT,
 )
 STATUSES = ("200", "404", "500")
 REQUESTS_PER_SERIES = 7
@@ -79,18 +80,18 @@ def _fork_worker(hold: bool) -> tuple[int, int | None]:
 
 def _reap(pid: int, directory: str) -> None:
     os.waitpid(pid, 0)
-    metrics.mark_dead(pid, directory)  # what gunicorn's child_exit hook does
+    metrics_multiprocess.mark_dead(pid, directory)  # what gunicorn's child_exit hook does
 
 
 def _scenario(directory: str, live: int, restarts: int, repeats: int) -> dict[str, Any]:
-    metrics.prepare_multiproc_dir(directory)  # as at server start
+    metrics_multiprocess.prepare_multiproc_dir(directory)  # as at server start
     for _ in range(restarts):
         pid, _release = _fork_worker(hold=False)
         _reap(pid, directory)
     workers = [_fork_worker(hold=True) for _ in range(live)]
     try:
         files = len(os.listdir(directory))
-        registry = metrics.build_registry(directory)
+        registry = metrics_multiprocess.build_registry(directory)
         timings_ms = []
         for _ in range(repeats):
             started = time.perf_counter()

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import logging
+import logging.handlers
 import multiprocessing
 import os
 import socket
@@ -137,3 +138,20 @@ def test_configure_logging_routes_library_loggers(capfd) -> None:
     lines = [json.loads(line) for line in capfd.readouterr().out.splitlines()]
     assert [(r["logger"], r["layer"]) for r in lines] == [("gunicorn.error", "system"), ("celery", "system")]
     assert logging.getLogger("sqlalchemy.engine").level == logging.WARNING
+
+
+def test_configure_logging_keeps_the_host_applications_handlers_and_replaces_only_its_own(capfd) -> None:
+    root = logging.getLogger()
+    host = logging.handlers.MemoryHandler(capacity=100)
+    root.addHandler(host)
+    try:
+        configure_logging(ObservabilityConfig(tracing_enabled=False))
+        configure_logging(ObservabilityConfig(tracing_enabled=False))  # again: no second JSON handler
+        capfd.readouterr()
+        logging.getLogger("host.module").warning("seen by both")
+        json_lines = capfd.readouterr().out.splitlines()
+        assert host in root.handlers
+        assert [record.getMessage() for record in host.buffer] == ["seen by both"]
+        assert [json.loads(line)["message"] for line in json_lines] == ["seen by both"]
+    finally:
+        root.removeHandler(host)

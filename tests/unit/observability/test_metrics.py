@@ -1,60 +1,16 @@
+"""The catalogue and the public API for declaring metrics."""
+
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import threading
-from pathlib import Path
-
 import pytest
-from prometheus_client import REGISTRY, generate_latest
+from prometheus_client import REGISTRY
 
-from observability.metrics import UNMATCHED_ENDPOINT, build_registry, mark_dead
-
-
-def _value(name: str, **labels: str) -> float:
-    return REGISTRY.get_sample_value(name, labels) or 0.0
-
-
-def test_requests_are_counted_by_route_template_not_raw_path(demo) -> None:
-    app, _ = demo
-    client = app.test_client()
-    before = _value("http_requests_total", method="GET", endpoint="/items/<int:item_id>", status="200")
-    for item_id in range(5):
-        client.get(f"/items/{item_id}")
-    assert _value("http_requests_total", method="GET", endpoint="/items/<int:item_id>", status="200") == before + 5
-    assert _value("http_request_duration_seconds_count", method="GET", endpoint="/items/<int:item_id>") >= 5
-
-
-def test_unknown_paths_and_methods_do_not_create_series(demo) -> None:
-    app, _ = demo
-    client = app.test_client()
-    before = _value("http_requests_total", method="OTHER", endpoint=UNMATCHED_ENDPOINT, status="405")
-    client.get("/random/path/abc123")
-    client.open("/ok", method="BREW")
-    exposition = generate_latest(REGISTRY).decode()
-    assert "/random/path/abc123" not in exposition and "BREW" not in exposition
-    assert _value("http_requests_total", method="OTHER", endpoint=UNMATCHED_ENDPOINT, status="405") == before + 1
-
-
-def test_errors_are_counted_as_500_and_by_type(demo) -> None:
-    app, _ = demo
-    before = _value("http_requests_total", method="GET", endpoint="/boom", status="500")
-    before_type = _value("app_errors_total", error_type="ZeroDivisionError")
-    app.test_client().get("/boom")
-    assert _value("http_requests_total", method="GET", endpoint="/boom", status="500") == before + 1
-    assert _value("app_errors_total", error_type="ZeroDivisionError") == before_type + 1
-
-
-def test_in_flight_returns_to_its_level(demo) -> None:
-    app, _ = demo
-    before = _value("http_requests_in_flight")
-    app.test_client().get("/ok")
-    app.test_client().get("/boom")
-    assert _value("http_requests_in_flight") == before
+from observability import metrics
 
 
 def test_the_design_metric_names_are_exported() -> None:
+    import service.metrics  # noqa: F401 - the sample service declares the AI call metrics
+
     names = {metric.name for metric in REGISTRY.collect()}
     # prometheus_client strips _total from counter family names.
     for name in ("http_requests", "http_request_duration_seconds", "ai_calls", "db_query_duration_seconds",
@@ -62,90 +18,24 @@ def test_the_design_metric_names_are_exported() -> None:
         assert name in names
 
 
-# Dead workers' files: real processes write them (multiprocess mode is chosen when Python starts).
-_RECORDER = """
-import os, sys
-from observability.metrics import HTTP_REQUEST_DURATION, HTTP_REQUESTS, HTTP_REQUESTS_IN_FLIGHT
-for worker in range(int(sys.argv[1])):
-    pid = os.fork()
-    if pid == 0:
-        for request in range(worker + 1):
-            HTTP_REQUESTS.labels("GET", "/items/<int:item_id>", "200").inc()
-            HTTP_REQUEST_DURATION.labels("GET", "/items/<int:item_id>").observe(0.02 * (request + 1))
-        HTTP_REQUESTS_IN_FLIGHT.inc()
-        os._exit(0)
-    os.waitpid(pid, 0)
-    print(pid)
-"""
+def test_a_counter_must_say_it_counts() -> None:
+    with pytest.raises(ValueError, match="must end in _total"):
+        metrics.counter("widgets_made", "Widgets.")
 
 
-def _run_workers(directory: Path, count: int) -> list[int]:
-    done = subprocess.run([sys.executable, "-c", _RECORDER, str(count)], capture_output=True, text=True, check=True,
-                          env={**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(directory)}, timeout=60)
-    return [int(line) for line in done.stdout.split()]
+def test_a_gauge_must_not_look_like_a_counter() -> None:
+    with pytest.raises(ValueError, match="must not end in _total"):
+        metrics.gauge("queue_depth_total", "Depth.", "livesum")
 
 
-def _scrape(directory: Path) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    return {(sample.name, tuple(sorted(sample.labels.items()))): sample.value
-            for metric in build_registry(str(directory)).collect() for sample in metric.samples
-            if not sample.name.startswith("http_requests_in_flight")}
-
-
-def test_dead_workers_files_are_folded_into_one_archive_per_type_and_totals_stay_exact(tmp_path) -> None:
-    expected_total = 0
-    for count in (4, 3):  # a second round of restarts adds to the same archive
-        pids = _run_workers(tmp_path, count)
-        expected_total += sum(range(1, count + 1))
-        before = _scrape(tmp_path)
-        for pid in pids:
-            mark_dead(pid, str(tmp_path))
-        assert _scrape(tmp_path) == pytest.approx(before)  # sums are added in another order
-        left = sorted(name for name in os.listdir(tmp_path) if name.startswith(("counter_", "histogram_")))
-        assert left == ["counter_archive.db", "histogram_archive.db"]
-    totals = _scrape(tmp_path)
-    labels = (("endpoint", "/items/<int:item_id>"), ("method", "GET"))
-    assert totals[("http_requests_total", tuple(sorted((*labels, ("status", "200")))))] == expected_total
-    assert totals[("http_request_duration_seconds_count", labels)] == expected_total
-    assert totals[("http_request_duration_seconds_bucket", tuple(sorted((*labels, ("le", "+Inf")))))] == expected_total
-    # A worker that served n requests observed 0.02 * (1 + ... + n) seconds.
-    assert totals[("http_request_duration_seconds_sum", labels)] == pytest.approx(0.02 * (1 + 3 + 6 + 10 + 1 + 3 + 6))
-
-
-def _in_flight(directory: Path) -> list[float]:
-    return [sample.value for metric in build_registry(str(directory)).collect() for sample in metric.samples
-            if sample.name == "http_requests_in_flight"]
-
-
-def test_a_dead_workers_in_flight_gauge_is_dropped(tmp_path) -> None:
-    (pid,) = _run_workers(tmp_path, 1)
-    assert _in_flight(tmp_path) == [1.0]
-    mark_dead(pid, str(tmp_path))
-    assert _in_flight(tmp_path) in ([], [0.0])
-
-
-def test_scrapes_during_the_merge_never_see_a_total_go_down_or_count_twice(tmp_path) -> None:
-    pids = _run_workers(tmp_path, 60)
-    expected = sum(range(1, 61))
-    key = ("http_requests_total", (("endpoint", "/items/<int:item_id>"), ("method", "GET"), ("status", "200")))
-    seen: list[float] = []
-    errors: list[BaseException] = []
-    stop = threading.Event()
-
-    def scrape_repeatedly() -> None:
-        while not stop.is_set():
-            try:
-                seen.append(_scrape(tmp_path)[key])
-            except Exception as exc:  # e.g. a file renamed between the directory listing and its read
-                errors.append(exc)
-
-    scraper = threading.Thread(target=scrape_repeatedly)
-    scraper.start()
-    try:
-        for pid in pids:
-            mark_dead(pid, str(tmp_path))
-    finally:
-        stop.set()
-        scraper.join(timeout=30)
-    assert errors == []
-    assert seen and set(seen) == {expected}
-    assert _scrape(tmp_path)[key] == expected
+def test_declared_metrics_land_in_the_default_registry_with_their_labels_and_buckets() -> None:
+    made = metrics.counter("unit_widgets_made_total", "Widgets made.", ["colour"])
+    took = metrics.histogram("unit_widget_seconds", "Time per widget.", ["colour"], buckets=(0.5, 1.0))
+    depth = metrics.gauge("unit_widget_queue_depth", "Widgets waiting.", "livemax")
+    made.labels("red").inc(3)
+    took.labels("red").observe(0.7)
+    depth.set(4)
+    assert REGISTRY.get_sample_value("unit_widgets_made_total", {"colour": "red"}) == 3
+    assert REGISTRY.get_sample_value("unit_widget_seconds_bucket", {"colour": "red", "le": "0.5"}) == 0
+    assert REGISTRY.get_sample_value("unit_widget_seconds_bucket", {"colour": "red", "le": "1.0"}) == 1
+    assert depth._multiprocess_mode == "livemax"

@@ -1,44 +1,27 @@
-"""Notification delivery against real local servers (an HTTP webhook sink and an SMTP server), and
-the notifier's claims and outbox against an in-memory Redis stand-in."""
+"""Delivery: the notifier's claims and outbox against an in-memory Redis stand-in, the retry
+backoff, and the worker's tasks against a real webhook sink."""
 
 from __future__ import annotations
 
 import logging
-import os
-import threading
-import time
 from dataclasses import asdict
 from typing import Any
 
 import pytest
-import requests
 from celery import Celery
 
 from observability import ObservabilityConfig
+from observability.alert_transports import EMAIL, WEBHOOK, PermanentNotificationError
 from observability.degraded import ThrottledWarning
 from observability.notifications import (
-    EMAIL,
-    WEBHOOK,
-    Alert,
-    AlertOutbox,
     Notifier,
-    PermanentNotificationError,
-    TransientNotificationError,
     backoff_seconds,
     claim_key,
-    email_message,
-    post_webhook,
     register_tasks,
     release_claim,
-    send_email,
-    slack_payload,
 )
 from sandbox.webhook_sink import WebhookSink
-from tests.support.smtp_sink import SmtpSink
-
-ALERT = Alert(fingerprint="f00dfeed", alert_id="1700000000-abcd1234", severity="critical",
-              title="[CRITICAL] KeyError in api", message="KeyError: <?>", service="episodes-api", environment="test",
-              details={"request_id": "req-123456", "trace_id": "ab" * 16})
+from tests.support.alerts import ALERT
 
 
 @pytest.fixture
@@ -47,63 +30,6 @@ def sink():
     yield server
     server.shutdown()
     server.server_close()
-
-
-def _script(sink: WebhookSink, *answers: dict) -> None:
-    requests.post(f"{sink.url}/_script", json=list(answers), timeout=5).raise_for_status()
-
-
-def test_webhook_delivers_a_slack_compatible_payload(sink) -> None:
-    post_webhook(f"{sink.url}/hook", ALERT, timeout=5)
-    (message,) = sink.state.messages
-    assert message["body"] == slack_payload(ALERT)
-    assert message["body"]["text"] == ALERT.title
-    fields = {f["title"]: f["value"] for f in message["body"]["attachments"][0]["fields"]}
-    assert fields["request_id"] == "req-123456"
-
-
-@pytest.mark.parametrize("status", [408, 429, 500, 502, 503])
-def test_webhook_retryable_statuses_are_transient(sink, status: int) -> None:
-    _script(sink, {"status": status})
-    with pytest.raises(TransientNotificationError):
-        post_webhook(f"{sink.url}/hook", ALERT, timeout=5)
-
-
-@pytest.mark.parametrize("status", [400, 403, 404, 410])
-def test_webhook_client_errors_are_permanent(sink, status: int) -> None:
-    _script(sink, {"status": status})
-    with pytest.raises(PermanentNotificationError):
-        post_webhook(f"{sink.url}/hook", ALERT, timeout=5)
-
-
-def test_webhook_retry_after_is_read(sink) -> None:
-    _script(sink, {"status": 429, "retry_after": 7})
-    with pytest.raises(TransientNotificationError) as raised:
-        post_webhook(f"{sink.url}/hook", ALERT, timeout=5)
-    assert raised.value.retry_after == 7
-
-
-def test_a_retry_after_of_other_digits_than_ascii_is_ignored_not_fatal(sink) -> None:
-    _script(sink, {"status": 429, "retry_after": "\u00b2"})  # "²": str.isdigit() says yes, float() says no
-    with pytest.raises(TransientNotificationError) as raised:
-        post_webhook(f"{sink.url}/hook", ALERT, timeout=5)
-    assert raised.value.retry_after is None
-
-
-@pytest.mark.parametrize("url", ["hooks.invalid/services/T000/B000/secret-path-123",
-                                 "http://[::1/services/secret-path-123", "gopher://h/secret-path-123"])
-def test_a_malformed_webhook_url_fails_at_once_without_quoting_it(url) -> None:
-    with pytest.raises(PermanentNotificationError) as raised:
-        post_webhook(url, ALERT, timeout=1)
-    assert "secret-path-123" not in str(raised.value)
-    assert raised.value.__cause__ is None and raised.value.__suppress_context__
-
-
-def test_webhook_connection_refused_is_transient() -> None:
-    from tests.support.services import free_port
-
-    with pytest.raises(TransientNotificationError):
-        post_webhook(f"http://127.0.0.1:{free_port()}/hook", ALERT, timeout=1)
 
 
 def test_backoff_is_bounded_jittered_and_honours_retry_after() -> None:
@@ -115,72 +41,11 @@ def test_backoff_is_bounded_jittered_and_honours_retry_after() -> None:
     assert backoff_seconds(0, cap=60, retry_after=600) == 60
 
 
-def test_email_has_a_deterministic_message_id() -> None:
-    first = email_message(ALERT, "alerts@example.test", ("ops@example.test",))
-    again = email_message(ALERT, "alerts@example.test", ("ops@example.test",))
-    assert first["Message-ID"] == again["Message-ID"] == "<f00dfeed.1700000000-abcd1234@episodes-api.alerts>"
-
-
 def test_the_retries_of_a_sandbox_default_outlast_a_one_minute_outage() -> None:
     # Six retries (NOTIFY_MAX_RETRIES): even the shortest draws wait 1+2+4+8+16+32 = 63 s in all.
     shortest = [min(backoff_seconds(retries, cap=300) for _ in range(200)) for retries in range(6)]
     assert sum(shortest) >= 63
     assert all(low >= 2 ** retries for retries, low in enumerate(shortest))
-
-
-def test_a_task_of_an_older_version_is_still_understood() -> None:
-    payload = {**asdict(ALERT), "window": 42}
-    del payload["alert_id"]
-    assert Alert.from_task(payload).alert_id == "w42"
-    assert Alert.from_task(asdict(ALERT)) == ALERT
-
-
-def _smtp_config(port: int) -> ObservabilityConfig:
-    return ObservabilityConfig(smtp_host="127.0.0.1", smtp_port=port, alert_email_to=("ops@example.test",),
-                               notify_timeout_seconds=5)
-
-
-def test_email_is_delivered() -> None:
-    with SmtpSink() as smtp:
-        send_email(_smtp_config(smtp.port), ALERT)
-        (message,) = smtp.messages
-    assert message["Subject"] == ALERT.title
-    assert "req-123456" in message.get_payload()
-
-
-def test_smtp_4xx_is_transient_and_5xx_permanent() -> None:
-    with SmtpSink() as smtp:
-        smtp.recorder.reject_with = "451 4.3.0 try again later"
-        with pytest.raises(TransientNotificationError):
-            send_email(_smtp_config(smtp.port), ALERT)
-        smtp.recorder.reject_with = "554 5.7.1 rejected"
-        with pytest.raises(PermanentNotificationError):
-            send_email(_smtp_config(smtp.port), ALERT)
-
-
-def test_smtp_down_is_transient() -> None:
-    from tests.support.services import free_port
-
-    with pytest.raises(TransientNotificationError):
-        send_email(_smtp_config(free_port()), ALERT)
-
-
-def test_smtp_greets_with_a_fixed_name_instead_of_a_dns_lookup() -> None:
-    # smtplib's default (socket.getfqdn) asks the resolver, outside the connection's timeout.
-    with SmtpSink() as smtp:
-        send_email(_smtp_config(smtp.port), ALERT)
-        assert smtp.recorder.greetings == ["localhost"]
-
-
-def test_a_failed_webhook_post_does_not_carry_its_url() -> None:
-    import traceback
-
-    from tests.support.services import free_port
-
-    secret_url = f"http://127.0.0.1:{free_port()}/services/T000/B000/s3cr3t-webhook-token"
-    with pytest.raises(TransientNotificationError) as raised:
-        post_webhook(secret_url, ALERT, timeout=1)
-    assert "s3cr3t-webhook-token" not in "".join(traceback.format_exception(raised.value))
 
 
 # --- claims and the outbox, against an in-memory stand-in for Redis and the broker ----------------
@@ -327,50 +192,6 @@ def test_a_release_leaves_a_newer_alerts_claim_alone() -> None:
     redis.store.set(key, "newer-alert")
     release_claim(redis, key, "older-alert")  # type: ignore[arg-type]
     assert redis.store.data == {key: "newer-alert"}
-
-
-def test_the_outbox_thread_starts_with_the_first_alert_and_ends_when_empty() -> None:
-    reachable = threading.Event()
-    sent: list[str] = []
-
-    def send(alert: Alert, channels: tuple[str, ...]) -> tuple[str, ...]:
-        if not reachable.is_set():
-            return channels
-        sent.append(alert.fingerprint)
-        return ()
-
-    outbox = AlertOutbox(send, retry_seconds=0.02)
-    assert outbox._thread is None  # nothing started before anything is held
-    assert outbox.hold(ALERT, (WEBHOOK, EMAIL))
-    thread = outbox._thread
-    assert thread is not None and thread.is_alive()
-    time.sleep(0.1)
-    assert sent == [] and len(outbox) == 1
-    reachable.set()
-    thread.join(timeout=5)
-    assert sent == ["f00dfeed"] and len(outbox) == 0 and outbox._thread is None
-
-
-def test_the_outbox_thread_hands_an_alert_over_at_once() -> None:
-    sent = threading.Event()
-    outbox = AlertOutbox(lambda _alert, _channels: (sent.set(), ())[1], retry_seconds=60)
-    outbox.hold(ALERT, (WEBHOOK,))
-    assert sent.wait(5)  # not after the retry interval
-
-
-def test_a_forked_child_gets_a_fresh_lock_and_no_thread() -> None:
-    outbox = AlertOutbox(lambda _alert, channels: channels, retry_seconds=60)
-    outbox.hold(ALERT, (WEBHOOK,))
-    with outbox._lock:  # held by this thread at fork time: the child's copy would never be released
-        pid = os.fork()
-        if pid == 0:  # the child
-            fresh = outbox._thread is None and outbox._lock.acquire(timeout=1) and outbox.holds("f00dfeed")
-            os._exit(0 if fresh else 1)
-    _, status = os.waitpid(pid, 0)
-    assert os.waitstatus_to_exitcode(status) == 0
-
-
-# --- the worker's side: one delivery per alert and channel ---------------------------------------
 
 
 def test_a_redelivered_task_does_not_send_twice_and_a_new_alert_does(sink) -> None:
