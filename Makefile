@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 UV_VERSION := $(shell sed -n 's/^UV_VERSION=//p' .env.example)
 PYTEST := $(BIN)/python -m pytest
 # The pinned Go programs the tests and the native sandbox use (tools/build.sh; cached outside the repo).
-GO_TOOLS := prometheus promtool promql-names alertmanager amtool compose-check jaeger mailpit otelcol
+GO_TOOLS := $(shell awk '!/^\#/ && $$2 == "make" { print $$1 }' tools/go-tools.txt)
 
 .PHONY: help up down status ps logs doctor test test-unit test-integration lint check tools images dashboards lock clean bench
 

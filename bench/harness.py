@@ -13,20 +13,21 @@ import random
 import statistics
 import sys
 from collections.abc import Iterator
-from contextlib import ExitStack
+from contextlib import ExitStack, closing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import text
 
-from bench import backends, servers
+from bench import servers
 from bench.apps.routes import build_engine, prepare_database
 from bench.load import LoadResult, run_wrk, wrk_binary
 from bench.servers import Server
 from bench.variants import BARE, ENDPOINTS, VARIANTS
-from sandbox import postgres, redis_server
 from sandbox.common import MissingToolError
+from sandbox.engines import postgres, redis_server
+from sandbox.otlp_receiver import OtlpReceiver
 
 # Failed requests above this share make a measurement meaningless: the harness stops with the log.
 _MAX_FAILED_SHARE = 0.01
@@ -88,15 +89,13 @@ def validate(options: LoadOptions) -> None:
 def run_load(options: LoadOptions, workdir: Path) -> LoadRun:
     run = LoadRun()
     with ExitStack() as stack:
-        redis_url = stack.enter_context(backends.redis(workdir))
+        redis = stack.enter_context(closing(redis_server.LocalRedis.start_new(workdir)))
         database_url = None
         if "db" in options.endpoints:
-            if not options.database_url:
-                _progress("starting PostgreSQL")
-            database_url = options.database_url or stack.enter_context(backends.postgres())
+            database_url = options.database_url or _throwaway_database(workdir, stack)
             run.postgresql = _prepare(database_url)
-        receiver = stack.enter_context(backends.discarding_receiver())
-        pointed_at = servers.Backends(receiver, redis_url, database_url)
+        receiver = stack.enter_context(closing(OtlpReceiver()))
+        pointed_at = servers.Backends(receiver, redis.url, database_url)
         started = {}
         for name in options.variants:
             _progress(f"starting gunicorn for {name}")
@@ -110,6 +109,14 @@ def run_load(options: LoadOptions, workdir: Path) -> LoadRun:
             server.stop()  # a graceful stop flushes the exporters' last spans to the receiver
         run.evidence = _evidence(run.samples, counted, receiver)
     return run
+
+
+def _throwaway_database(workdir: Path, stack: ExitStack) -> str:
+    """A PostgreSQL of the run's own, deleted with ``stack``; its SQLAlchemy URL."""
+    _progress("starting PostgreSQL")
+    cluster = postgres.throwaway_cluster(workdir)
+    stack.callback(cluster.destroy)
+    return cluster.dsn
 
 
 def _prepare(database_url: str) -> str:
@@ -166,11 +173,11 @@ def _measure(server: Server, endpoint: str, seconds: int, connections: int) -> L
 
 
 def _evidence(samples: list[Sample], counted: dict[str, float | None],
-              receiver: backends.DiscardingReceiver) -> dict[str, dict[str, Any]]:
+              receiver: OtlpReceiver) -> dict[str, dict[str, Any]]:
     """Per variant, proof that its instrumentation ran: spans exported, requests counted in metrics."""
     evidence = {}
     for name, metrics_count in counted.items():
-        exports = receiver.counts.get(name, backends.ExportCounts())
+        exports = receiver.counts(name)
         evidence[name] = {
             "otlp_exports": exports.requests,
             "otlp_bytes": exports.bytes,

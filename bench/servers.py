@@ -21,9 +21,10 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.backends import DiscardingReceiver, free_port
 from bench.variants import Variant
-from sandbox.common import LOOPBACK, tail
+from sandbox.common import tail
+from sandbox.net import LOOPBACK, free_port
+from sandbox.otlp_receiver import OtlpReceiver
 
 ROOT = Path(__file__).resolve().parents[1]
 PRODUCT_GUNICORN_CONF = ROOT / "app" / "gunicorn.conf.py"
@@ -39,7 +40,7 @@ _INHERITED = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "TZ")
 class Backends:
     """What every server is pointed at."""
 
-    receiver: DiscardingReceiver
+    receiver: OtlpReceiver
     redis_url: str
     database_url: str | None
 

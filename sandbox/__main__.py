@@ -14,13 +14,13 @@ it is healthy), leaving the others alone: the fault tests use them.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import subprocess
 import sys
 
 from sandbox import compose, doctor, engine, native
 from sandbox.env import ROOT, Settings, create_env_file, env_file_path, load_settings
+from sandbox.urls import recorded_mode
 
 MODES = ("auto", "compose", "native")
 
@@ -44,14 +44,6 @@ def chosen_mode(asked: str, *, quiet: bool = False) -> str:
     if not quiet:
         print(f"Native processes: {problem} (`make doctor` says more; `make up MODE=native` skips this check).")
     return "native"
-
-
-def recorded_mode(s: Settings) -> str | None:
-    """The mode of the running sandbox, from endpoints.json (None when nothing was started)."""
-    try:
-        return json.loads(native.endpoints_file(s).read_text()).get("mode")
-    except (OSError, ValueError):
-        return None
 
 
 def current_mode(s: Settings, asked: str, *, quiet: bool = True) -> str:

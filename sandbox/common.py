@@ -1,14 +1,12 @@
-"""Helpers shared by the sandbox and the integration tests' servers: waiting for a server to
-answer, the tail of its log, whether a port is taken."""
+"""Helpers shared by the sandbox, the tests' and the benchmarks' servers: waiting for a server to
+answer, the tail of its log."""
 
 from __future__ import annotations
 
-import socket
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-LOOPBACK = "127.0.0.1"
 LOG_TAIL_LINES = 40
 _TAIL_BYTES = 64 * 1024  # logs grow for as long as the sandbox lives: read only their end
 
@@ -68,9 +66,3 @@ def log_size(log: Path) -> int:
     except OSError:
         return 0
 
-
-def port_in_use(port: int, host: str = LOOPBACK) -> bool:
-    """True when something accepts TCP connections on host:port."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.settimeout(1.0)
-        return sock.connect_ex((host, port)) == 0

@@ -33,16 +33,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import yaml
 
 from sandbox import engine, monitoring
-from sandbox import postgres as pg
-from sandbox.common import LOOPBACK
-from sandbox.components import Endpoint, http_url, masked, redis_url
 from sandbox.env import Settings
-from sandbox.native import endpoints_file, write_private
+from sandbox.urls import Endpoint, compose_endpoints, endpoints_file, write_endpoints
 
 # The host ports docker-compose.yml publishes (all on 127.0.0.1); a static test keeps this list and
 # the compose file in step, `make doctor` checks that they are free.
@@ -94,14 +90,14 @@ def sandbox_override(s: Settings, home: Path) -> str:
     config = monitoring.write_sandbox_prometheus(s, home / "prometheus")
     mounts = [{"type": "bind", "source": str(path), "target": f"/etc/prometheus/{path.name}", "read_only": True}
               for path in (config, config.parent / "rules")]
-    delay = {"OTEL_BSP_SCHEDULE_DELAY": s["SANDBOX_SPAN_EXPORT_DELAY_MS"]}
+    delay = {"OTEL_BSP_SCHEDULE_DELAY": s.span_export_delay_ms}
     # Rewritten in place, the mounted files would not change the model: the label does, so that compose
     # recreates Prometheus when a SANDBOX_* setting changed its configuration.
     digest = hashlib.sha256(b"".join(path.read_bytes() for path in sorted(config.parent.rglob("*.yml")))).hexdigest()
     services: dict[str, Any] = {
         "prometheus": {"volumes": mounts, "labels": {"org.observability-stack.sandbox-config": digest[:16]}},
-        "alertmanager": {"environment": {"ALERT_GROUP_WAIT": s["SANDBOX_ALERT_GROUP_WAIT"],
-                                         "ALERT_GROUP_INTERVAL": s["SANDBOX_ALERT_GROUP_INTERVAL"]}},
+        "alertmanager": {"environment": {"ALERT_GROUP_WAIT": s.alert_group_wait,
+                                         "ALERT_GROUP_INTERVAL": s.alert_group_interval}},
         **{service: {"environment": delay} for service in TRACED_SERVICES},
     }
     return ("# Written by `python -m sandbox` from the SANDBOX_* settings of .env (README: The sandbox's\n"
@@ -226,8 +222,7 @@ def up(s: Settings) -> int:
               "registry, `make images` builds the app's base image and the others.", file=sys.stderr)
         return code
     endpoints = [endpoint for service, endpoint in compose_endpoints(s) if service not in chosen.left_out]
-    record = {"mode": "compose", "left_out": chosen.left_out, **{e.key: e.url for e in endpoints}}
-    write_private(endpoints_file(s), json.dumps(record, indent=2))
+    write_endpoints(s, {"mode": "compose", "left_out": chosen.left_out, **{e.key: e.url for e in endpoints}})
     print_summary(s, endpoints, chosen.left_out)
     return 0
 
@@ -255,41 +250,6 @@ def start_service(s: Settings, service: str) -> int:
     """Start one stopped service, without touching the others, and wait until it is healthy."""
     return _run(compose_command(s, "up", "--detach", "--no-deps", "--wait", "--wait-timeout",
                                 str(WAIT_TIMEOUT_SECONDS), service))
-
-
-def compose_endpoints(s: Settings) -> list[tuple[str, Endpoint]]:
-    """Every published URL with the service that serves it, credentials included (endpoints.json only)."""
-    postgres = pg.dsn(s["POSTGRES_PASSWORD"], s.port("POSTGRES_PORT"), scheme="postgresql")
-    redis = redis_url(s, 0)
-    elasticsearch = _with_user(http_url(s, "ELASTICSEARCH_PORT"), "elastic", s["ELASTIC_PASSWORD"])
-    grafana = _with_user(http_url(s, "GRAFANA_PORT"), "admin", s["GRAFANA_ADMIN_PASSWORD"])
-    sink, mailpit = http_url(s, "WEBHOOK_SINK_PORT"), http_url(s, "MAILPIT_UI_PORT")
-    smtp = f"{LOOPBACK}:{s.port('SMTP_PORT')}"
-    return [
-        ("app", Endpoint("app", "app", http_url(s, "APP_PORT"), http_url(s, "APP_PORT"))),
-        ("postgres", Endpoint("postgres", "postgres", postgres, masked(postgres, s["POSTGRES_PASSWORD"]))),
-        ("redis", Endpoint("redis", "redis", redis, masked(redis, s["REDIS_PASSWORD"]))),
-        ("webhook-sink", Endpoint("webhook_sink", "webhook sink messages", sink, f"{sink}/messages")),
-        ("mailpit", Endpoint("smtp", "mail catcher (SMTP)", smtp, smtp)),
-        ("mailpit", Endpoint("mailpit", "Mailpit", mailpit, mailpit)),
-        ("prometheus", Endpoint("prometheus", "Prometheus", http_url(s, "PROMETHEUS_PORT"),
-                                http_url(s, "PROMETHEUS_PORT"))),
-        ("alertmanager", Endpoint("alertmanager", "Alertmanager", http_url(s, "ALERTMANAGER_PORT"),
-                                  http_url(s, "ALERTMANAGER_PORT"))),
-        ("jaeger", Endpoint("jaeger", "Jaeger", http_url(s, "JAEGER_UI_PORT"), http_url(s, "JAEGER_UI_PORT"))),
-        ("jaeger", Endpoint("jaeger_otlp", "Jaeger OTLP/HTTP", http_url(s, "JAEGER_OTLP_HTTP_PORT"),
-                            f"{http_url(s, 'JAEGER_OTLP_HTTP_PORT')}/v1/traces")),
-        ("elasticsearch", Endpoint("elasticsearch", "Elasticsearch", elasticsearch,
-                                   masked(elasticsearch, s["ELASTIC_PASSWORD"]))),
-        ("kibana", Endpoint("kibana", "Kibana (user elastic)", http_url(s, "KIBANA_PORT"), http_url(s, "KIBANA_PORT"))),
-        ("grafana", Endpoint("grafana", "Grafana", grafana, masked(grafana, s["GRAFANA_ADMIN_PASSWORD"]))),
-        ("loadgen", Endpoint("loadgen", "Locust (load)", http_url(s, "LOCUST_PORT"), http_url(s, "LOCUST_PORT"))),
-    ]
-
-
-def _with_user(url: str, user: str, password: str) -> str:
-    scheme, rest = url.split("://", 1)
-    return f"{scheme}://{user}:{quote(password, safe='')}@{rest}"
 
 
 def print_summary(s: Settings, endpoints: list[Endpoint], left_out: Mapping[str, str]) -> None:

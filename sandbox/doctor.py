@@ -10,7 +10,6 @@ native sandbox are installed and its ports are free. Every check prints one line
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
@@ -18,21 +17,21 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from sandbox import compose, engine, redis_server, tools
-from sandbox import elasticsearch as es
-from sandbox import postgres as pg
-from sandbox.common import MissingToolError, port_in_use
-from sandbox.components import native
+from sandbox import compose, engine, tools
+from sandbox.common import MissingToolError
+from sandbox.components import go_tools, native
+from sandbox.engines import elasticsearch as es
+from sandbox.engines import postgres as pg
+from sandbox.engines import redis_server
 from sandbox.env import Settings
-from sandbox.native import endpoints_file
+from sandbox.net import port_in_use
+from sandbox.urls import recorded_mode
 
 # Elasticsearch maps its index files: below this many mappings it fails under load (its bootstrap check).
 MIN_MAX_MAP_COUNT = 262_144
 # The most the memory limits of docker-compose.yml may add up to (a static test holds them to it):
 # what a laptop with 8 GB can give Docker.
 COMPOSE_MEMORY_BUDGET_MIB = 7_168
-# The Go programs the native sandbox runs (tools/build.sh builds them).
-NATIVE_TOOLS = ("prometheus", "alertmanager", "jaeger", "mailpit", "otelcol")
 _MIB = 1024 * 1024
 
 
@@ -128,17 +127,10 @@ def check_ports(s: Settings, keys: Iterable[str], in_use: Callable[[int], bool] 
     busy = [f"{key}={s[key]}" for key in keys if in_use(s.port(key))]
     if not busy:
         return _ok("ports", "all free on 127.0.0.1")
-    if _sandbox_running(s):
+    if recorded_mode(s):  # the sandbox runs
         return _warn("ports", f"in use: {', '.join(busy)}; the sandbox runs (`make status`), probably its own")
     return _fail("ports", f"in use by other programs: {', '.join(busy)}; stop them or choose other ports in "
                  f"{s.env_file}")
-
-
-def _sandbox_running(s: Settings) -> bool:
-    try:
-        return bool(json.loads(endpoints_file(s).read_text()).get("mode"))
-    except (OSError, ValueError):
-        return False
 
 
 def check_native_programs(s: Settings) -> Check:
@@ -151,17 +143,18 @@ def check_native_programs(s: Settings) -> Check:
             missing.append(str(exc))
             continue
         found.append(f"Java {result.major}" if isinstance(result, es.Java) else what)
-    version = s["ELASTIC_VERSION"]
+    version = s.elastic_version
     if es.cached(version):
         found.append(f"Elasticsearch {version}")
     elif shutil.which("mvn") is None:
         missing.append(f"Maven (`mvn`) is needed once, to download Elasticsearch {version}: install Debian's `maven`")
     else:
         found.append(f"mvn (to download Elasticsearch {version} on the first `make up`)")
-    if all(tools.path(name).is_file() for name in NATIVE_TOOLS):
+    native_tools = go_tools()
+    if all(tools.path(name).is_file() for name in native_tools):
         found.append("the Go tools")
     elif shutil.which("go") is None:
-        missing.append(f"Go is needed once, to build {', '.join(NATIVE_TOOLS)} (tools/build.sh): install Go "
+        missing.append(f"Go is needed once, to build {', '.join(native_tools)} (tools/build.sh): install Go "
                        f"{s.get('GO_VERSION')} or newer")
     else:
         found.append("go (to build the tools on the first `make up`)")

@@ -15,10 +15,12 @@ import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Generic, TypeVar
 
 ROOT = Path(__file__).resolve().parents[1]
 SECRET_SUFFIXES = ("_PASSWORD", "_TOKEN", "_KEY")
 _EMPTY_SECRET = re.compile(r"^(?P<key>[A-Z][A-Z0-9_]*(?:_PASSWORD|_TOKEN|_KEY))=[ \t]*$", re.MULTILINE)
+_T = TypeVar("_T")
 
 
 def new_secret() -> str:
@@ -65,6 +67,21 @@ def env_file_path(root: Path = ROOT, environ: Mapping[str, str] | None = None) -
     return Path(env.get("SANDBOX_ENV_FILE") or root / ".env")
 
 
+class _Key(Generic[_T]):
+    """A setting read as a typed attribute of ``Settings``: its key, parse and default written once.
+    Without a default the key must have a value (.env.example gives every key one, or leaves a
+    secret empty for ``make up`` to fill)."""
+
+    def __init__(self, key: str, parse: Callable[[str], _T], default: str | None = None) -> None:
+        self.key = key
+        self._parse = parse
+        self._default = default
+
+    def __get__(self, settings: Settings, owner: type[Settings] | None = None) -> _T:
+        raw = settings[self.key] if self._default is None else settings.get(self.key, self._default)
+        return self._parse(raw)
+
+
 @dataclass(frozen=True)
 class Settings:
     """Merged settings, and where the sandbox keeps its state."""
@@ -73,6 +90,46 @@ class Settings:
     root: Path
     env_file: Path
 
+    # Seconds each native component gets to become healthy.
+    start_timeout = _Key("SANDBOX_START_TIMEOUT", float, "60")
+    # The sandbox's shortcuts (README: The sandbox's shortcuts), as .env writes them.
+    scrape_interval = _Key("SANDBOX_SCRAPE_INTERVAL", str)
+    alert_for = _Key("SANDBOX_ALERT_FOR", str)
+    span_export_delay_ms = _Key("SANDBOX_SPAN_EXPORT_DELAY_MS", str)
+    alert_group_wait = _Key("SANDBOX_ALERT_GROUP_WAIT", str)
+    alert_group_interval = _Key("SANDBOX_ALERT_GROUP_INTERVAL", str)
+    alert_email_to = _Key("ALERT_EMAIL_TO", str)
+    # "" when unset: natively, the newest PostgreSQL installed.
+    postgres_version = _Key("POSTGRES_VERSION", str, "")
+    elastic_version = _Key("ELASTIC_VERSION", str)
+
+    postgres_password = _Key("POSTGRES_PASSWORD", str)
+    redis_password = _Key("REDIS_PASSWORD", str)
+    elastic_password = _Key("ELASTIC_PASSWORD", str)
+    grafana_admin_password = _Key("GRAFANA_ADMIN_PASSWORD", str)
+    admin_token = _Key("ADMIN_TOKEN", str)
+
+    app_port = _Key("APP_PORT", int)
+    app_metrics_port = _Key("APP_METRICS_PORT", int)
+    worker_metrics_port = _Key("WORKER_METRICS_PORT", int)
+    postgres_port = _Key("POSTGRES_PORT", int)
+    redis_port = _Key("REDIS_PORT", int)
+    webhook_sink_port = _Key("WEBHOOK_SINK_PORT", int)
+    smtp_port = _Key("SMTP_PORT", int)
+    mailpit_ui_port = _Key("MAILPIT_UI_PORT", int)
+    elasticsearch_port = _Key("ELASTICSEARCH_PORT", int)
+    elasticsearch_transport_port = _Key("ELASTICSEARCH_TRANSPORT_PORT", int)
+    kibana_port = _Key("KIBANA_PORT", int)
+    grafana_port = _Key("GRAFANA_PORT", int)
+    prometheus_port = _Key("PROMETHEUS_PORT", int)
+    alertmanager_port = _Key("ALERTMANAGER_PORT", int)
+    jaeger_ui_port = _Key("JAEGER_UI_PORT", int)
+    jaeger_otlp_http_port = _Key("JAEGER_OTLP_HTTP_PORT", int)
+    jaeger_health_port = _Key("JAEGER_HEALTH_PORT", int)
+    otelcol_health_port = _Key("OTELCOL_HEALTH_PORT", int)
+    otelcol_metrics_port = _Key("OTELCOL_METRICS_PORT", int)
+    locust_port = _Key("LOCUST_PORT", int)
+
     def __getitem__(self, key: str) -> str:
         return self.values[key]
 
@@ -80,6 +137,7 @@ class Settings:
         return self.values.get(key) or default
 
     def port(self, key: str) -> int:
+        """The port of ``key`` (one of ``Component.ports``, which name .env keys)."""
         return int(self.values[key])
 
     @property

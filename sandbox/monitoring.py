@@ -25,8 +25,8 @@ from pathlib import Path
 
 import yaml
 
-from sandbox.common import LOOPBACK
 from sandbox.env import Settings
+from sandbox.net import LOOPBACK
 
 # The port of each scrape job's target natively (a .env key), None where nothing runs natively.
 TARGET_PORTS: dict[str, str | None] = {
@@ -99,14 +99,14 @@ def write_sandbox_prometheus(s: Settings, home: Path) -> Path:
     source_dir = s.root / "prometheus"
     home.mkdir(parents=True, exist_ok=True)
     config = home / "prometheus.yml"
-    config.write_text(sandbox_prometheus_yml((source_dir / "prometheus.yml").read_text(), s["SANDBOX_SCRAPE_INTERVAL"]))
-    overrides = s["SANDBOX_ALERT_FOR"].split()
+    config.write_text(sandbox_prometheus_yml((source_dir / "prometheus.yml").read_text(), s.scrape_interval))
+    overrides = s.alert_for.split()
     done = subprocess.run(  # noqa: S603 - the project's own script
         [sys.executable, str(source_dir / "override_for.py"), str(source_dir / "rules"), str(home / "rules"),
          *overrides], capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=_TIMEOUT, check=False,
     )
     if done.returncode != 0:
-        raise RuntimeError(f"prometheus/override_for.py failed (SANDBOX_ALERT_FOR={s['SANDBOX_ALERT_FOR']!r}): "
+        raise RuntimeError(f"prometheus/override_for.py failed (SANDBOX_ALERT_FOR={s.alert_for!r}): "
                            f"{done.stderr.strip()}")
     return config
 
@@ -131,19 +131,19 @@ def alertmanager_env(s: Settings) -> dict[str, str]:
     """The variables of alertmanager/README.md, as the native sandbox sets them."""
     return {
         "ALERT_WEBHOOK_URL": webhook_url(s),
-        "ALERT_EMAIL_TO": s["ALERT_EMAIL_TO"],
+        "ALERT_EMAIL_TO": s.alert_email_to,
         "ALERT_EMAIL_FROM": ALERT_EMAIL_FROM,
-        "SMTP_SMARTHOST": f"{LOOPBACK}:{s.port('SMTP_PORT')}",
+        "SMTP_SMARTHOST": f"{LOOPBACK}:{s.smtp_port}",
         "SMTP_REQUIRE_TLS": "false",  # Mailpit speaks plain SMTP
         "GRAFANA_URL": GRAFANA_PLACEHOLDER,
-        "ALERT_GROUP_WAIT": s["SANDBOX_ALERT_GROUP_WAIT"],
-        "ALERT_GROUP_INTERVAL": s["SANDBOX_ALERT_GROUP_INTERVAL"],
+        "ALERT_GROUP_WAIT": s.alert_group_wait,
+        "ALERT_GROUP_INTERVAL": s.alert_group_interval,
     }
 
 
 def webhook_url(s: Settings) -> str:
     """ALERT_WEBHOOK_URL of .env, else the local webhook sink (as compose does)."""
-    return s.get("ALERT_WEBHOOK_URL") or f"http://{LOOPBACK}:{s.port('WEBHOOK_SINK_PORT')}/hook"
+    return s.get("ALERT_WEBHOOK_URL") or f"http://{LOOPBACK}:{s.webhook_sink_port}/hook"
 
 
 def render_alertmanager(s: Settings, out: Path) -> Path:

@@ -16,38 +16,31 @@ before is healthy.
 
 from __future__ import annotations
 
-import json
-import os
 import sys
 import time
-from pathlib import Path
 
-from sandbox.common import log_size, port_in_use, tail, wait_ready
-from sandbox.components import Component, Endpoint, app_log_file, docker_only, later, native
+from sandbox.common import log_size, tail, wait_ready
+from sandbox.components import Component, app_log_file, docker_only, native
 from sandbox.env import Settings
+from sandbox.net import port_in_use
+from sandbox.urls import Endpoint, endpoints_file, native_endpoints, write_endpoints
 
 _NAME_WIDTH = 13
-
-
-def endpoints_file(s: Settings) -> Path:
-    return s.state_dir / "endpoints.json"
 
 
 def up(s: Settings) -> int:
     """Start every native component that is not running and healthy; 0 when all are."""
     for directory in (s.state_dir, s.logs_dir, s.state_dir / "run"):
         directory.mkdir(parents=True, exist_ok=True)
-    timeout = float(s.get("SANDBOX_START_TIMEOUT", "60"))
     if not _install(s):
         return 1
     for component in native():
-        if not _bring_up(component, s, timeout):
+        if not _bring_up(component, s):
             print("The components started before keep running: `make status` shows them, `make down` stops them.",
                   file=sys.stderr)
             return 1
-    endpoints = [e for c in native() for e in c.endpoints(s)]
-    record = {"mode": "native", **{e.key: e.url for e in endpoints}, "app_log_file": str(app_log_file(s))}
-    write_private(endpoints_file(s), json.dumps(record, indent=2))
+    endpoints = native_endpoints(s, [c.name for c in native()])
+    write_endpoints(s, {"mode": "native", **{e.key: e.url for e in endpoints}, "app_log_file": str(app_log_file(s))})
     _print_summary(s, endpoints)
     return 0
 
@@ -104,11 +97,11 @@ def start_component(s: Settings, name: str) -> int:
     assert component.runner is not None
     if component.runner.pid(component.name, s) is None:
         try:
-            component.install(s)
+            component.ensure_installed(s)
         except Exception as exc:
             print(f"{component.name}: {exc}", file=sys.stderr)
             return 1
-    return 0 if _bring_up(component, s, float(s.get("SANDBOX_START_TIMEOUT", "60"))) else 1
+    return 0 if _bring_up(component, s) else 1
 
 
 def _named(name: str) -> Component | None:
@@ -145,14 +138,14 @@ def _install(s: Settings) -> bool:
         if component.runner.pid(component.name, s) is not None:
             continue
         try:
-            component.install(s)
+            component.ensure_installed(s)
         except Exception as exc:  # a missing program or a failed download: nothing is started
             print(f"{component.name}: {exc}", file=sys.stderr)
             return False
     return True
 
 
-def _bring_up(component: Component, s: Settings, timeout: float) -> bool:
+def _bring_up(component: Component, s: Settings) -> bool:
     runner = component.runner
     assert runner is not None
     pid = runner.pid(component.name, s)
@@ -168,10 +161,10 @@ def _bring_up(component: Component, s: Settings, timeout: float) -> bool:
         print(f"{component.name}: port in use by another program: {', '.join(busy)}; "
               f"stop that program or choose another port in {s.env_file}", file=sys.stderr)
         return False
-    return _start(component, s, timeout)
+    return _start(component, s)
 
 
-def _start(component: Component, s: Settings, timeout: float) -> bool:
+def _start(component: Component, s: Settings) -> bool:
     runner = component.runner
     assert runner is not None and component.health is not None
     health = component.health
@@ -185,7 +178,7 @@ def _start(component: Component, s: Settings, timeout: float) -> bool:
     began = time.monotonic()
     try:
         started = runner.start(component.name, s)
-        wait_ready(lambda: health(s), component.name, log_tail, exited=started.exited, timeout=timeout)
+        wait_ready(lambda: health(s), component.name, log_tail, exited=started.exited, timeout=s.start_timeout)
     except Exception as exc:  # any failure ends `up` with the reason and the log, not a traceback
         print("FAILED")
         message = str(exc)
@@ -244,15 +237,3 @@ def _print_summary(s: Settings, endpoints: list[Endpoint]) -> None:
 
 def _print_not_native() -> None:
     print(f"Docker only (compose): {', '.join(c.title for c in docker_only())}.")
-    if planned := later():
-        print(f"Natively with a later issue: {', '.join(c.title for c in planned)}.")
-
-
-def write_private(path: Path, text: str) -> None:
-    """Write ``path`` readable by its owner only (it holds passwords)."""
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.unlink(missing_ok=True)
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as file:
-        file.write(text + "\n")
-    temporary.replace(path)  # readers never see half a file

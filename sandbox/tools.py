@@ -1,5 +1,5 @@
-"""The pinned Go programs the native sandbox runs (Prometheus, Alertmanager, Jaeger, Mailpit), built
-by ``tools/build.sh`` into a cache outside the repository.
+"""The pinned Go programs the native sandbox runs (each component's ``go_tool``; tools/go-tools.txt
+lists every program), built by ``tools/build.sh`` into a cache outside the repository.
 
 ``ensure(names)`` runs the script: it returns in milliseconds when every binary already reports its
 pinned version, and builds the others (seconds with a warm Go build cache, minutes cold), showing

@@ -84,7 +84,7 @@ def otlp_sink() -> Iterator[OtlpSink]:
     """An OTLP/HTTP receiver that collects every span sent to it."""
     sink = OtlpSink()
     yield sink
-    sink.shutdown()
+    sink.close()
 
 
 @pytest.fixture(scope="session")
@@ -106,7 +106,7 @@ def tracer_provider(otlp_sink: OtlpSink) -> Any:
     provider = TracerProvider(resource=Resource.create({"service.name": "episodes-api"}), sampler=sampler)
     provider.in_memory = InMemorySpanExporter()
     provider.add_span_processor(SimpleSpanProcessor(provider.in_memory))
-    provider.add_span_processor(SimpleSpanProcessor(OTLPSpanExporter(endpoint=f"{otlp_sink.endpoint}/v1/traces")))
+    provider.add_span_processor(SimpleSpanProcessor(OTLPSpanExporter(endpoint=f"{otlp_sink.url}/v1/traces")))
     trace.set_tracer_provider(provider)
     return provider
 

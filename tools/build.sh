@@ -4,8 +4,7 @@
 #
 #   ${OBS_TOOLS_DIR:-$HOME/.cache/observability-stack/tools}/bin/<name>
 #
-# Usage: tools/build.sh NAME...   (names: prometheus promtool promql-names alertmanager amtool compose-check
-#                                   jaeger mailpit node_exporter otelcol docker-compose)
+# Usage: tools/build.sh NAME...   (the names of tools/go-tools.txt)
 #
 # docker-compose is the compose v2 plugin, for machines whose Docker engine came without one (Debian's
 # docker.io): after the build it is linked into ${DOCKER_CONFIG:-~/.docker}/cli-plugins unless
@@ -20,7 +19,9 @@ set -euo pipefail
 tools_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo_dir=$(dirname "$tools_dir")
 bin_dir="${OBS_TOOLS_DIR:-$HOME/.cache/observability-stack/tools}/bin"
-known="prometheus promtool promql-names alertmanager amtool compose-check jaeger mailpit node_exporter otelcol docker-compose"
+mapfile -t programs < <(awk '!/^#/ && NF { print $1 }' "$tools_dir/go-tools.txt")
+[[ ${#programs[@]} -gt 0 ]] || { echo "tools/build.sh: no program names in $tools_dir/go-tools.txt" >&2; exit 1; }
+known="${programs[*]}"
 
 die() { echo "tools/build.sh: $*" >&2; exit 1; }
 

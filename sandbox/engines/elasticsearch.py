@@ -36,11 +36,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from sandbox import processes
-from sandbox.common import LOOPBACK, MissingToolError, log_size, tail
+from sandbox.common import MissingToolError, log_size, tail
+from sandbox.engines.processes import PidFileRunner, Started, can_reach, spawn
 from sandbox.env import Settings
-from sandbox.postgres import can_reach
-from sandbox.runners import PidFileRunner, Started
+from sandbox.net import LOOPBACK
 
 ARTIFACT = "org.elasticsearch.distribution.integ-test-zip:elasticsearch:{version}:zip"
 MIN_JAVA = 21
@@ -317,8 +316,8 @@ def argv(s: Settings, distribution: Path, home: Path, user: pwd.struct_passwd | 
         "-Ediscovery.type=single-node",
         "-Expack.security.enabled=false",
         f"-Enetwork.host={LOOPBACK}",
-        f"-Ehttp.port={s.port('ELASTICSEARCH_PORT')}",
-        f"-Etransport.port={s.port('ELASTICSEARCH_TRANSPORT_PORT')}",
+        f"-Ehttp.port={s.elasticsearch_port}",
+        f"-Etransport.port={s.elasticsearch_transport_port}",
         f"-Epath.data={home / 'data'}",
         f"-Epath.logs={home / 'logs'}",
         "-Enode.name=sandbox",
@@ -339,7 +338,7 @@ def env(home: Path, java: Java) -> dict[str, str]:
 
 def health(s: Settings, timeout: float = 2.0) -> None:
     """Raises unless the cluster is green or yellow."""
-    url = f"http://{LOOPBACK}:{s.port('ELASTICSEARCH_PORT')}/_cluster/health"
+    url = f"http://{LOOPBACK}:{s.elasticsearch_port}/_cluster/health"
     with _HTTP.open(url, timeout=timeout) as response:
         status = json.loads(response.read()).get("status")
     if status not in ("green", "yellow"):
@@ -349,7 +348,7 @@ def health(s: Settings, timeout: float = 2.0) -> None:
 def install(s: Settings, say: Say = _print) -> None:
     """What the first start needs: a JDK, the system user (as root), the distribution."""
     find_java()
-    ensure_distribution(s["ELASTIC_VERSION"], server_user(say), say)
+    ensure_distribution(s.elastic_version, server_user(say), say)
 
 
 @dataclass(frozen=True)
@@ -359,11 +358,11 @@ class ElasticsearchRunner(PidFileRunner):
     def start(self, name: str, s: Settings) -> Started:
         java = find_java()
         user = server_user()
-        version = s["ELASTIC_VERSION"]
+        version = s.elastic_version
         distribution = ensure_distribution(version, user)
         home, note = node_dir(s, user)
         prepare_node(home, distribution, user)
-        process = processes.spawn(argv(s, distribution, home, user), env={**os.environ, **env(home, java)}, cwd=home,
+        process = spawn(argv(s, distribution, home, user), env={**os.environ, **env(home, java)}, cwd=home,
                                   log=s.log(name), pidfile=s.pidfile(name))
         who = f", as {user.pw_name}" if user is not None else ""
         return Started(lambda: process.poll() is not None, f"Elasticsearch {version}, Java {java.major}{who}{note}")
@@ -374,7 +373,7 @@ def provision(s: Settings) -> str:
     (security, ILM and Kibana are absent here, and skipped). Its output goes to logs/setup.log."""
     log = s.log("setup")
     offset = log_size(log)
-    environment = {**os.environ, "ELASTICSEARCH_URL": f"http://{LOOPBACK}:{s.port('ELASTICSEARCH_PORT')}",
+    environment = {**os.environ, "ELASTICSEARCH_URL": f"http://{LOOPBACK}:{s.elasticsearch_port}",
                    "KIBANA_URL": "", "ELASTIC_PASSWORD": "", "SETUP_TIMEOUT_SECONDS": "60"}
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("ab") as out:

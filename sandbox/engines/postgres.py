@@ -1,5 +1,6 @@
 """A PostgreSQL cluster from the local server binaries (Debian's ``postgresql`` package), driven
-with pg_ctl: the sandbox's database, and the integration tests' local provider.
+with pg_ctl: the sandbox's database (``PostgresRunner``), and the throwaway clusters of the
+integration tests and the benchmarks (``throwaway_cluster``).
 
 The cluster lives in one directory (``home``: data dir, Unix socket, by default the log), listens
 on 127.0.0.1 only, and has one (super)user ``app`` with a password (scram over TCP) and a database
@@ -9,11 +10,14 @@ user through ``runuser``; that user must own ``home`` and be able to reach it.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import pwd
+import secrets
 import shlex
 import shutil
 import subprocess
+import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from urllib.parse import quote
@@ -22,7 +26,10 @@ import psycopg
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
-from sandbox.common import LOOPBACK, MissingToolError, tail, wait_ready
+from sandbox.common import MissingToolError, tail, wait_ready
+from sandbox.engines.processes import Started, can_reach
+from sandbox.env import Settings
+from sandbox.net import LOOPBACK, free_port
 
 USER = "app"
 DATABASE = "app"
@@ -30,6 +37,10 @@ DEBIAN_ROOT = Path("/usr/lib/postgresql")
 _TOOLS = ("initdb", "pg_ctl", "postgres")
 # Rewritten at every start, so a changed port in .env applies without a new cluster.
 _SETTINGS_FILE = "sandbox-settings.conf"
+# The sandbox's: durability matters little there; losing the last commits in a host crash is fine, corruption is not.
+SANDBOX_TUNING = {"synchronous_commit": "off"}
+# Throwaway clusters': durability is worthless for data deleted minutes later, and costs seconds per run.
+THROWAWAY_TUNING = {"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"}
 
 
 class PasswordMismatchError(RuntimeError):
@@ -70,21 +81,6 @@ def system_user() -> pwd.struct_passwd | None:
         return pwd.getpwnam("postgres")
     except KeyError:
         raise MissingToolError("running as root, and there is no `postgres` user to run it as") from None
-
-
-def can_reach(owner: pwd.struct_passwd | None, directory: Path) -> bool:
-    """Whether ``owner`` may enter ``directory`` (search permission on it and on every parent)."""
-    if owner is None:
-        return os.access(directory, os.X_OK)
-    check = subprocess.run(  # noqa: S603 - fixed programs, arguments are ours
-        ["runuser", "-u", owner.pw_name, "--", "test", "-x", str(directory)],  # noqa: S607 - system tools
-        cwd="/",  # our own cwd may be unreadable for that user
-        capture_output=True,
-        stdin=subprocess.DEVNULL,
-        timeout=10,
-        check=False,
-    )
-    return check.returncode == 0
 
 
 def make_home(home: Path, owner: pwd.struct_passwd | None) -> Path:
@@ -272,3 +268,130 @@ class PostgresCluster:
             # The postmaster outlives the caller (make up returns): keep it out of our session.
             start_new_session=True,
         )
+
+
+class PostgresRunner:
+    """PostgreSQL through pg_ctl (its pid file is the postmaster's own).
+
+    As root the server runs as the ``postgres`` user, which must reach the cluster's directory.
+    When it cannot reach ``.sandbox/`` (a private parent directory), the cluster goes to a
+    directory of its own under that user's home instead; ``run/postgres.home`` records where.
+    """
+
+    def pid(self, name: str, s: Settings) -> int | None:
+        cluster = self._existing(s)
+        return cluster.pid() if cluster is not None else None
+
+    def start(self, name: str, s: Settings) -> Started:
+        owner = system_user()
+        home, note = self._choose_home(s, owner)
+        cluster = self._cluster(s, home, owner)
+        make_home(home, owner)
+        if not cluster.initialized():
+            cluster.init()
+        try:
+            cluster.start()
+        except PasswordMismatchError as exc:
+            raise PasswordMismatchError(
+                f"{exc}: the cluster in {home} was created with another POSTGRES_PASSWORD than the one in "
+                f"{s.env_file}. Put the old one back, or delete {home} (and its data) to have it created again."
+            ) from None
+        cluster.ensure_database()
+        return Started(lambda: not cluster.running(), self._version_note(s, home) + note)
+
+    def stop(self, name: str, s: Settings) -> str:
+        cluster = self._existing(s)
+        if cluster is None:
+            return "not running"
+        try:
+            cluster.stop("fast")
+            return "pg_ctl stop -m fast"
+        except RuntimeError:
+            cluster.stop("immediate")  # no clean shutdown within the timeout: crash recovery on next start
+            return "pg_ctl stop -m immediate"
+
+    def log(self, name: str, s: Settings) -> Path:
+        return s.log("postgres")
+
+    def _version_note(self, s: Settings, home: Path) -> str:
+        version, wanted = str(major_version(self._bindir(s, home))), s.postgres_version
+        if not wanted or wanted == version:
+            return f"PostgreSQL {version}"
+        if find_bindir(wanted).parent.name == wanted:  # installed, so the cluster is older
+            return f"PostgreSQL {version}: the cluster was made with it (POSTGRES_VERSION={wanted})"
+        return f"PostgreSQL {version}: POSTGRES_VERSION={wanted} is not installed"
+
+    @staticmethod
+    def _pointer(s: Settings) -> Path:
+        return s.state_dir / "run" / "postgres.home"
+
+    def _existing(self, s: Settings) -> PostgresCluster | None:
+        pointer = self._pointer(s)
+        if not pointer.is_file():
+            return None
+        try:
+            return self._cluster(s, Path(pointer.read_text().strip()), system_user())
+        except MissingToolError:
+            return None
+
+    def _choose_home(self, s: Settings, owner: pwd.struct_passwd | None) -> tuple[Path, str]:
+        wanted = s.home("postgres")
+        if owner is None or can_reach(owner, s.logs_dir):  # its log goes there too
+            home, note = wanted, ""
+        else:
+            digest = hashlib.sha256(str(s.state_dir).encode()).hexdigest()[:12]
+            home = Path(owner.pw_dir) / f"sandbox-{digest}"
+            note = f"; cluster in {home}: the postgres user cannot reach {s.state_dir}"
+            self._link_log(s, home / "postgres.log")
+        self._pointer(s).parent.mkdir(parents=True, exist_ok=True)
+        self._pointer(s).write_text(f"{home}\n")
+        return home, note
+
+    @staticmethod
+    def _link_log(s: Settings, target: Path) -> None:
+        link = s.log("postgres")
+        if link.is_symlink():
+            link.unlink()
+        if not link.exists():
+            link.symlink_to(target)
+
+    def _bindir(self, s: Settings, home: Path) -> Path:
+        # An existing cluster needs the major version that created it; a new one gets POSTGRES_VERSION's.
+        version_file = home / "data" / "PG_VERSION"
+        major = version_file.read_text().strip() if version_file.is_file() else s.postgres_version
+        return find_bindir(major or None)
+
+    def _cluster(self, s: Settings, home: Path, owner: pwd.struct_passwd | None) -> PostgresCluster:
+        log = s.log("postgres") if home == s.home("postgres") else home / "postgres.log"
+        return PostgresCluster(
+            self._bindir(s, home), home, s.postgres_port, s.postgres_password, owner,
+            tuning=SANDBOX_TUNING, log=log, timeout=s.start_timeout,
+        )
+
+
+def health(s: Settings) -> None:
+    """Raises unless the sandbox's PostgreSQL lets ``app`` in and answers a query."""
+    probe(LOOPBACK, s.postgres_port, s.postgres_password)()
+
+
+def throwaway_cluster(workdir: Path, timeout: float = 30.0) -> PostgresCluster:
+    """A new cluster with a random password on a free port, durability off, created and running; its
+    ``destroy()`` deletes it.
+
+    Its home is a new directory under ``workdir``, except as root: then PostgreSQL runs as
+    ``postgres``, which cannot enter a private ``workdir`` (pytest's are), and the home goes to the
+    world-traversable system temp dir instead.
+    """
+    bindir, owner = find_bindir(), system_user()  # MissingToolError before anything is made
+    if owner is None:
+        home = Path(tempfile.mkdtemp(prefix="postgres-", dir=workdir))
+    else:
+        home = make_home(Path(tempfile.mkdtemp(prefix="postgres-")), owner)
+    cluster = PostgresCluster(bindir, home, free_port(), secrets.token_hex(16), owner,
+                              tuning=THROWAWAY_TUNING, timeout=timeout)
+    try:
+        cluster.create()
+    except BaseException:
+        cluster.destroy()
+        raise
+    return cluster

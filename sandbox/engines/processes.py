@@ -1,5 +1,7 @@
 """Background processes that outlive ``make up``: started in a session of their own, found again
-through pid files, stopped as a whole process group.
+through pid files, stopped as a whole process group; and the runners the native sandbox starts its
+components with (``Spawned``, or an engine's own, such as ``PostgresRunner``). Each start returns a
+``Started``; ``sandbox.native`` then waits for the component's health check.
 
 A pid file holds the pid and the process's start time (from /proc), so a pid reused by an
 unrelated process after a reboot or a crash is not taken for ours. Zombies count as gone: the
@@ -10,11 +12,16 @@ from __future__ import annotations
 
 import contextlib
 import os
+import pwd
 import signal
 import subprocess
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
+
+from sandbox.env import Settings
 
 STOP_TIMEOUT = 20.0  # seconds a process group gets to exit after SIGTERM before SIGKILL
 _PROC = Path("/proc")
@@ -132,3 +139,78 @@ def _stat(pid: int) -> list[str] | None:
 def _start_time(pid: int) -> str | None:
     stat = _stat(pid)
     return stat[19] if stat is not None else None  # field 22 of stat: start time in clock ticks
+
+
+def can_reach(owner: pwd.struct_passwd | None, directory: Path) -> bool:
+    """Whether ``owner`` (None: ourselves) may enter ``directory`` (search permission on it and on every parent)."""
+    if owner is None:
+        return os.access(directory, os.X_OK)
+    check = subprocess.run(  # noqa: S603 - fixed programs, arguments are ours
+        ["runuser", "-u", owner.pw_name, "--", "test", "-x", str(directory)],  # noqa: S607 - system tools
+        cwd="/",  # our own cwd may be unreadable for that user
+        capture_output=True,
+        stdin=subprocess.DEVNULL,
+        timeout=10,
+        check=False,
+    )
+    return check.returncode == 0
+
+
+# --- runners: how a component runs natively ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Started:
+    exited: Callable[[], bool]  # true once the process is gone: no use waiting for it to answer
+    note: str = ""  # printed after "ready in ...s"
+
+
+class Runner(Protocol):
+    def pid(self, name: str, s: Settings) -> int | None: ...
+    def start(self, name: str, s: Settings) -> Started: ...
+    def stop(self, name: str, s: Settings) -> str: ...
+    def log(self, name: str, s: Settings) -> Path: ...
+
+
+def _no_env(_s: Settings) -> dict[str, str]:
+    return {}
+
+
+def _at_root(s: Settings) -> Path:
+    return s.root
+
+
+def _nothing(_s: Settings) -> None:
+    return None
+
+
+class PidFileRunner:
+    """A process group of ours, found through its pid file and stopped by process group."""
+
+    def pid(self, name: str, s: Settings) -> int | None:
+        return read_pidfile(s.pidfile(name))
+
+    def stop(self, name: str, s: Settings) -> str:
+        pid = self.pid(name, s)
+        how = stop_group(pid) if pid is not None else "not running"
+        s.pidfile(name).unlink(missing_ok=True)
+        return how
+
+    def log(self, name: str, s: Settings) -> Path:
+        return s.log(name)
+
+
+@dataclass(frozen=True)
+class Spawned(PidFileRunner):
+    """A process started in its own session."""
+
+    argv: Callable[[Settings], list[str]]
+    env: Callable[[Settings], dict[str, str]] = _no_env
+    cwd: Callable[[Settings], Path] = _at_root
+    prepare: Callable[[Settings], None] = _nothing  # what must exist before the process starts
+
+    def start(self, name: str, s: Settings) -> Started:
+        self.prepare(s)
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", **self.env(s)}
+        process = spawn(self.argv(s), env=env, cwd=self.cwd(s), log=s.log(name), pidfile=s.pidfile(name))
+        return Started(lambda: process.poll() is not None)

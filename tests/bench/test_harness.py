@@ -19,8 +19,8 @@ from typing import Any
 import pytest
 
 from bench.harness import Sample, summarise
-from sandbox import postgres
 from sandbox.common import MissingToolError
+from sandbox.engines import postgres
 
 ROOT = Path(__file__).resolve().parents[2]
 LATEST = ROOT / "bench" / "results" / "latest.json"

@@ -90,9 +90,9 @@ def test_a_watch_fails_with_the_last_thing_it_saw() -> None:
 
 
 def test_the_fault_load_records_every_answer_and_every_missing_one(tmp_path: Path) -> None:
+    from sandbox.net import free_port
     from sandbox.webhook_sink import WebhookSink
     from tests.support.faults import Load, Reliability, Request, between, by_status, latency_ms
-    from tests.support.services import free_port
 
     sink = WebhookSink().start_background()
     try:

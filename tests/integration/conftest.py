@@ -18,12 +18,12 @@ import redis
 import requests
 
 from observability import ObservabilityConfig
+from sandbox.net import free_port
 from sandbox.webhook_sink import WebhookSink
 from service import create_app
 from service.settings import ServiceSettings
 from tests.support.logs import read_log_file
 from tests.support.otlp_sink import OtlpSink
-from tests.support.services import free_port
 from tests.support.smtp_sink import SmtpSink
 
 APP_DIR = Path(__file__).resolve().parents[2] / "app"
@@ -62,7 +62,7 @@ def service_env(postgres_dsn: str, redis_url: str, otlp_sink: OtlpSink, webhook_
         "SMTP_HOST": "127.0.0.1",
         "SMTP_PORT": str(smtp_sink.port),
         "NOTIFY_BACKOFF_MAX_SECONDS": "2",
-        "OTEL_EXPORTER_OTLP_ENDPOINT": otlp_sink.endpoint,
+        "OTEL_EXPORTER_OTLP_ENDPOINT": otlp_sink.url,
         "OTEL_TRACES_SAMPLER": "always_on",
         "OTEL_BSP_SCHEDULE_DELAY": "100",
         "DEPLOYMENT_ENVIRONMENT": "integration",

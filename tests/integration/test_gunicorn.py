@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 import requests
 
+from sandbox.net import free_port
 from tests.integration.conftest import ServerProcess, start_process, wait_until
 from tests.support.metrics_text import metric_total
-from tests.support.services import free_port
 from tests.support.tools import tool_path
 
 pytestmark = pytest.mark.integration

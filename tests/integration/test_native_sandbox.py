@@ -31,12 +31,12 @@ import pytest
 import redis
 import requests
 
-from sandbox import doctor, processes
-from sandbox.common import port_in_use
+from sandbox import doctor
 from sandbox.components import native
+from sandbox.engines import processes
 from sandbox.env import load_settings
+from sandbox.net import free_port, port_in_use
 from tests.support.logs import read_log_file
-from tests.support.services import free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 

@@ -17,8 +17,8 @@ import requests
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from sandbox.net import free_port
 from tests.integration.conftest import ADMIN_TOKEN, ServerProcess, start_process, wait_until
-from tests.support.services import free_port
 
 pytestmark = pytest.mark.integration
 MAX_BODY_BYTES = 1_048_576  # the service's default MAX_BODY_BYTES

@@ -21,10 +21,10 @@ import pytest
 import redis
 import requests
 
+from sandbox.net import free_port
 from service.openapi import SPEC_PATH
 from tests.integration.conftest import ADMIN_TOKEN, APP_DIR, ServerProcess, start_process, wait_until
 from tests.support.otlp_sink import OtlpSink
-from tests.support.services import free_port
 
 pytestmark = pytest.mark.integration
 REPO = APP_DIR.parent
@@ -47,8 +47,7 @@ def _attributes(span: Any) -> dict[str, Any]:
 def otlp() -> Iterator[OtlpSink]:
     sink = OtlpSink()
     yield sink
-    sink.shutdown()
-    sink.server_close()
+    sink.close()
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +57,7 @@ def planted_env(service_env: dict[str, str], otlp: OtlpSink, webhook_sink: Any) 
         **service_env,
         # Databases of their own: the session's worker must not take these processes' tasks.
         "REDIS_URL": f"{redis_base}/3", "CELERY_BROKER_URL": f"{redis_base}/2",
-        "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{otlp.server_address[1]}",
+        "OTEL_EXPORTER_OTLP_ENDPOINT": otlp.url,
         "ALERT_WEBHOOK_URL": f"{webhook_sink.url}/services/T0/B0/{SECRETS['webhook']}",
         "SLOW_QUERY_THRESHOLD_MS": "20",
         "PYTHONPATH": f"{REPO}:{APP_DIR}",
@@ -174,9 +173,7 @@ def test_no_log_line_holds_a_secret(planted) -> None:
 
 
 def test_no_exported_span_holds_a_secret(planted, otlp) -> None:
-    with otlp.lock:
-        bodies = list(otlp.bodies)
-    assert [name for body in bodies for name in _leaks(body)] == []
+    assert [name for body in otlp.bodies() for name in _leaks(body)] == []
     spans = otlp.proto_spans()
     targets = {_attributes(s).get("http.target") for s in spans}
     assert "/api/episodes?token=[REDACTED]&api_key=[REDACTED]&limit=5" in targets

@@ -25,7 +25,6 @@ the app's own metrics listener, the same way in either mode.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import secrets
@@ -43,18 +42,17 @@ from urllib.parse import unquote, urlsplit
 import pytest
 import requests
 
-from sandbox import engine, processes
-from sandbox.compose import compose_command, compose_endpoints, compose_files, not_buildable
+from sandbox import engine
+from sandbox.compose import compose_command, compose_files, not_buildable
+from sandbox.engines import processes
 from sandbox.env import ROOT, Settings, load_settings, parse_env
-from sandbox.native import endpoints_file
+from sandbox.net import free_port
+from sandbox.urls import compose_endpoints, compose_service, read_endpoints
 from tests.support.e2e_clients import LogFile, session
-from tests.support.services import free_port
 
 # What the issue asks the native sandbox to offer: in CI, one of these missing natively is a failure.
 NATIVE_ENDPOINTS = ("app", "metrics", "worker_metrics", "prometheus", "alertmanager", "jaeger", "jaeger_otlp",
                     "elasticsearch", "mailpit", "smtp", "webhook_sink", "postgres", "redis", "app_log_file")
-# The native sandbox's component names where compose names the service otherwise.
-COMPOSE_SERVICES = {"webhook_sink": "webhook-sink"}
 OTEL_COLLECTOR_EXTENSION = "extensions/otel-collector/docker-compose.otel-collector.yml"
 # In the app's container: stdin appended, in one write, to the file argv[1] in the folder of the app's
 # LOG_FILE (O_APPEND: never inside one of the app's own lines, which a pipe-sized `cat` could split).
@@ -132,14 +130,6 @@ def split_credentials(endpoints: dict[str, str]) -> tuple[dict[str, str], dict[s
     return urls, auth
 
 
-def read_endpoints(path: Path) -> dict[str, str]:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
 @dataclass
 class Provider:
     """A running stack: its mode, endpoints (credentials split out), settings and how to drive it."""
@@ -171,14 +161,14 @@ class Provider:
         return self.settings.state_dir
 
     def admin_headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.settings['ADMIN_TOKEN']}"}
+        return {"Authorization": f"Bearer {self.settings.admin_token}"}
 
     def sandbox(self, command: str, timeout: float, *args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run([sys.executable, "-m", "sandbox", command, *args], cwd=ROOT, env=self.env,
                               capture_output=True, text=True, timeout=timeout, check=False)
 
     def _component(self, command: str, name: str) -> str:
-        service = COMPOSE_SERVICES.get(name, name) if self.mode == "compose" else name
+        service = compose_service(name) if self.mode == "compose" else name
         done = self.sandbox(command, COMPONENT_TIMEOUT, service)
         if done.returncode != 0:
             raise ProviderError(f"`python -m sandbox {command} {service}` failed ({done.returncode}):\n"
@@ -348,7 +338,7 @@ def _parent(pid: int) -> int | None:
 
 
 def _running_compose(settings: Settings) -> dict[str, str] | None:
-    endpoints = read_endpoints(endpoints_file(settings))
+    endpoints = read_endpoints(settings)
     if endpoints.get("mode") != "compose" or "app" not in endpoints:
         return None
     try:
@@ -422,7 +412,7 @@ def _start_own(root: Path, env: dict[str, str], timeout: float, diagnose: Callab
         raise ProviderError(f"`python -m sandbox up --mode {mode}` did not finish within {timeout}s:\n"
                             f"{_text(exc.stdout)[-4000:]}\n{_text(exc.stderr)[-4000:]}") from None
     settings = load_settings(environ=env)
-    endpoints = read_endpoints(endpoints_file(settings))
+    endpoints = read_endpoints(settings)
     if done.returncode != 0 or endpoints.get("mode") != mode:
         diagnosis = diagnose(settings)
         _remove_own_stack(env, root)

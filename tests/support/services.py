@@ -13,11 +13,10 @@ Two providers, tried in this order:
    ``close()``), and on a host that is itself a container (``/.dockerenv``) the containers are
    reached at the engine's host, not the bridge gateway.
 2. Local server binaries (Debian's ``postgresql`` and ``redis-server`` packages), started on free
-   ports bound to 127.0.0.1 only, in temporary directories. PostgreSQL refuses to run as root, so
+   ports bound to 127.0.0.1 only, in temporary directories: the throwaway servers of
+   ``sandbox.engines.postgres`` and ``sandbox.engines.redis_server``, so ``make up``, the benchmarks
+   and these tests start PostgreSQL and Redis the same way. PostgreSQL refuses to run as root, so
    as root its tools run as the ``postgres`` system user through ``runuser``.
-
-The local provider's servers are the sandbox's (``sandbox.postgres``, ``sandbox.redis_server``),
-so ``make up`` and these tests start PostgreSQL and Redis the same way.
 
 ``provide_postgres``/``provide_redis`` raise ``ServiceUnavailable`` only when neither provider can
 be used at all. A provider that is there but fails to start its server raises ``RuntimeError``
@@ -36,42 +35,31 @@ import functools
 import importlib
 import importlib.util
 import os
-import pwd
 import secrets
 import shutil
-import socket
-import subprocess
-import tempfile
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
-from sandbox import engine, redis_server
-from sandbox import postgres as pg
-from sandbox.common import LOG_TAIL_LINES, LOOPBACK, MissingToolError, tail, wait_ready
+from sandbox import engine
+from sandbox.common import LOG_TAIL_LINES, MissingToolError, wait_ready
+from sandbox.engines import postgres as pg
+from sandbox.engines import redis_server
 from sandbox.env import ROOT, parse_env
+from sandbox.net import LOOPBACK, free_port
 
 READY_TIMEOUT = 30.0  # seconds a server gets to answer after being started
 _PINS = parse_env((ROOT / ".env.example").read_text())
 POSTGRES_IMAGE = f"postgres:{_PINS['POSTGRES_VERSION']}-alpine"
 REDIS_IMAGE = f"redis:{_PINS['REDIS_VERSION']}-alpine"
-# Durability is worthless for throwaway test data and costs seconds per run.
-_PG_TUNING = {"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"}
 
 _T = TypeVar("_T")
 
 
 class ServiceUnavailable(Exception):  # noqa: N818 - the name is the agreed interface
     """No provider can run the service on this machine; the message says why."""
-
-
-def free_port() -> int:
-    """Return a TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((LOOPBACK, 0))
-        return sock.getsockname()[1]
 
 
 class _Backend(Protocol):
@@ -258,7 +246,7 @@ def _docker_postgres() -> PostgresServer:
     container = _testcontainers_class("postgres", "PostgresContainer")(
         POSTGRES_IMAGE, username=pg.USER, password=password, dbname=pg.DATABASE, driver="psycopg"
     )
-    tuning = [arg for key, value in _PG_TUNING.items() for arg in ("-c", f"{key}={value}")]
+    tuning = [arg for key, value in pg.THROWAWAY_TUNING.items() for arg in ("-c", f"{key}={value}")]
     container.with_command(["postgres", *tuning])
     host, port = _run_container(container, 5432)
     service = _DockerService(container, pg.probe(host, port, password), "PostgreSQL container")
@@ -273,35 +261,19 @@ def _docker_redis() -> RedisServer:
     return RedisServer(f"redis://{host}:{port}/0", host, port, service)
 
 
-# --- provider 2: local PostgreSQL binaries (sandbox.postgres) -----------------------------------
-
-
-def _pg_home(workdir: Path, owner: pwd.struct_passwd | None) -> Path:
-    if owner is None:
-        return Path(tempfile.mkdtemp(prefix="postgres-", dir=workdir))
-    # pytest's temp dirs are private to root (mode 0700): the postgres user could not reach a
-    # directory inside them, so take one in the world-traversable system temp dir instead.
-    return pg.make_home(Path(tempfile.mkdtemp(prefix="pg-test-")), owner)
+# --- provider 2: local binaries (sandbox.engines) ------------------------------------------------
 
 
 def _local_postgres(workdir: Path) -> PostgresServer:
     try:
-        bindir, owner = pg.find_bindir(), pg.system_user()
+        cluster = pg.throwaway_cluster(workdir, timeout=READY_TIMEOUT)
     except MissingToolError as exc:
         raise ServiceUnavailable(str(exc)) from None
-    cluster = pg.PostgresCluster(bindir, _pg_home(workdir, owner), free_port(), secrets.token_hex(16), owner,
-                                 tuning=_PG_TUNING, timeout=READY_TIMEOUT)
-    server = _LocalPostgres(cluster)
-    try:
-        cluster.create()
-    except BaseException:
-        server.close()
-        raise
-    return PostgresServer(cluster.dsn, LOOPBACK, cluster.port, server)
+    return PostgresServer(cluster.dsn, LOOPBACK, cluster.port, _LocalPostgres(cluster))
 
 
 class _LocalPostgres:
-    """The handle's backend: a sandbox.postgres cluster, deleted on close()."""
+    """The handle's backend: a throwaway cluster, deleted on close()."""
 
     def __init__(self, cluster: pg.PostgresCluster) -> None:
         self._cluster = cluster
@@ -319,72 +291,9 @@ class _LocalPostgres:
             self._cluster.destroy()
 
 
-# --- provider 2: local Redis binary --------------------------------------------------------------
-
-
 def _local_redis(workdir: Path) -> RedisServer:
     try:
-        binary = redis_server.find_binary()
+        server = redis_server.LocalRedis.start_new(workdir, timeout=READY_TIMEOUT)
     except MissingToolError as exc:
         raise ServiceUnavailable(str(exc)) from None
-    server = _LocalRedis(binary, Path(tempfile.mkdtemp(prefix="redis-", dir=workdir)), free_port())
-    try:
-        server.start()
-    except BaseException:
-        server.close()
-        raise
-    return RedisServer(f"redis://{LOOPBACK}:{server.port}/0", LOOPBACK, server.port, server)
-
-
-class _LocalRedis:
-    """redis-server as a child process; its port and directory stay the same across stop()/start()."""
-
-    def __init__(self, binary: str, home: Path, port: int) -> None:
-        self.port = port
-        self._binary = binary
-        self._home = home
-        self._log = home / "redis.log"
-        self._proc: subprocess.Popen[bytes] | None = None
-        self._closed = False
-
-    def start(self) -> None:
-        if self._proc is None or self._proc.poll() is not None:
-            with self._log.open("ab") as log:  # the child keeps its own copy of the descriptor
-                self._proc = subprocess.Popen(
-                    self._argv(),
-                    cwd=self._home,
-                    stdin=subprocess.DEVNULL,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                )
-        proc = self._proc
-        wait_ready(
-            redis_server.probe(LOOPBACK, self.port),
-            "Redis",
-            lambda: tail(self._log),
-            exited=lambda: proc.poll() is not None,
-            timeout=READY_TIMEOUT,
-        )
-
-    def _argv(self) -> list[str]:
-        return redis_server.argv(self._binary, self.port, self._home)
-
-    def stop(self) -> None:
-        proc, self._proc = self._proc, None
-        if proc is None:
-            return
-        proc.terminate()  # SIGTERM: a clean shutdown, with nothing to save
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-    def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        try:
-            self.stop()
-        finally:
-            shutil.rmtree(self._home, ignore_errors=True)
+    return RedisServer(server.url, LOOPBACK, server.port, server)

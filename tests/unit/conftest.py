@@ -3,7 +3,6 @@ instrumentation's degraded paths run for real; the database is SQLite."""
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Callable
 from typing import Any
 
@@ -11,18 +10,13 @@ import pytest
 from flask import Flask
 
 from observability import Observability, ObservabilityConfig
+from sandbox.net import free_port
 from tests.support.demo_app import build_demo_app
-
-
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture
 def dead_redis_url() -> str:
-    return f"redis://127.0.0.1:{closed_port()}/0"
+    return f"redis://127.0.0.1:{free_port()}/0"  # free: nothing listens there
 
 
 @pytest.fixture

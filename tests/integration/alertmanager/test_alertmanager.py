@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 import requests
 
+from sandbox.net import free_port
 from sandbox.webhook_sink import WebhookSink
-from tests.support.services import free_port
 from tests.support.smtp_sink import SmtpSink
 from tests.support.tools import tool_path
 

@@ -9,22 +9,16 @@ access, audit, slow-query, unhandled-exception and degraded-dependency records.
 from __future__ import annotations
 
 import json
-import socket
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from observability import ObservabilityConfig
+from sandbox.net import free_port
 from tests.static.elk.stack_files import LOG_FILE
 
 SCRIPT = "FADE IN:\nINT. KITCHEN - NIGHT\nALICE\nPass me the [kettle].\nCUT TO:\n"
-
-
-def _closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="session")
@@ -35,7 +29,7 @@ def app_log_lines(tmp_path_factory: pytest.TempPathFactory, span_exporter: Any) 
 
     workdir = tmp_path_factory.mktemp("elk-records")
     log_file = workdir / Path(LOG_FILE).name
-    dead_redis = f"redis://127.0.0.1:{_closed_port()}/0"
+    dead_redis = f"redis://127.0.0.1:{free_port()}/0"  # free: nothing listens there
     config = ObservabilityConfig(tracing_enabled=True, redis_url=dead_redis, log_file=str(log_file),
                                  slow_query_threshold_ms=0.0, degraded_warning_interval_seconds=60.0)
     settings = ServiceSettings(database_url=f"sqlite:///{workdir / 'service.db'}",

@@ -72,9 +72,11 @@ def _source_digest() -> str:
 
 
 def _tree(tmp_path: Path, otelcol_version: str = PINS["OTELCOL_VERSION"]) -> Path:
-    """A copy of build.sh, every tools module's go.mod, tools/otelcol whole and .env.example."""
+    """A copy of build.sh, its list of programs, every tools module's go.mod, tools/otelcol whole and
+    .env.example."""
     (tmp_path / "tools").mkdir()
-    shutil.copy(ROOT / "tools" / "build.sh", tmp_path / "tools" / "build.sh")
+    for name in ("build.sh", "go-tools.txt"):
+        shutil.copy(ROOT / "tools" / name, tmp_path / "tools" / name)
     for go_mod in (ROOT / "tools").glob("*/go.mod"):
         (tmp_path / "tools" / go_mod.parent.name).mkdir()
         shutil.copy(go_mod, tmp_path / "tools" / go_mod.parent.name / "go.mod")

@@ -1,4 +1,4 @@
-"""The table of components: start order, ports, endpoints and the app's environment natively."""
+"""The table of components: start order, ports, the Go tools, endpoints and the app's environment natively."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from pathlib import Path
 from sandbox import components
 from sandbox.components import native
 from sandbox.env import ROOT, Settings, load_settings, parse_env
+from sandbox.urls import native_endpoints
 
 EXAMPLE = parse_env((ROOT / ".env.example").read_text())
 
@@ -35,7 +36,7 @@ def test_every_port_is_an_env_setting_and_no_two_components_share_one() -> None:
 
 def test_endpoints_have_the_keys_tests_and_tools_read(tmp_path: Path) -> None:
     s = _settings(tmp_path)
-    endpoints = {e.key: e.url for c in native() for e in c.endpoints(s)}
+    endpoints = {e.key: e.url for e in native_endpoints(s, [c.name for c in native()])}
     assert {"app", "metrics", "worker_metrics", "postgres", "redis", "webhook_sink", "smtp", "mailpit", "prometheus",
             "alertmanager", "jaeger", "jaeger_otlp", "elasticsearch", "otelcol_metrics"} == set(endpoints)
     assert endpoints["jaeger"] == f"http://127.0.0.1:{EXAMPLE['JAEGER_UI_PORT']}"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from sandbox.env import create_env_file, fill_secrets, load_settings, parse_env
+from sandbox.env import ROOT, Settings, create_env_file, fill_secrets, load_settings, parse_env
 
 EXAMPLE = """# comment: POSTGRES_PASSWORD= in a comment stays as it is
 APP_PORT=8000
@@ -108,3 +108,25 @@ def test_tests_can_point_the_sandbox_elsewhere(tmp_path: Path, override: str) ->
     else:
         assert settings.state_dir == elsewhere / "state"
         assert settings.log("app") == elsewhere / "state" / "logs" / "app.log"
+
+
+def test_typed_settings_parse_their_key_once_with_its_default(tmp_path: Path) -> None:
+    (tmp_path / ".env.example").write_text(EXAMPLE + "SANDBOX_START_TIMEOUT=\nPOSTGRES_VERSION=\n")
+    settings = load_settings(tmp_path, {"APP_PORT": "8200", "POSTGRES_PASSWORD": "p"})
+    assert settings.app_port == 8200
+    assert settings.postgres_password == "p"
+    assert settings.start_timeout == 60.0  # empty in .env: the default
+    assert settings.postgres_version == ""  # empty: the newest PostgreSQL installed
+    assert load_settings(tmp_path, {"SANDBOX_START_TIMEOUT": "2.5"}).start_timeout == 2.5
+
+
+def test_a_typed_setting_without_a_default_must_be_there(tmp_path: Path) -> None:
+    (tmp_path / ".env.example").write_text(EXAMPLE)
+    with pytest.raises(KeyError, match="REDIS_PORT"):
+        _ = load_settings(tmp_path, {}).redis_port
+
+
+def test_every_typed_setting_is_a_key_of_env_example() -> None:
+    keys = {attribute.key for attribute in vars(Settings).values() if hasattr(attribute, "key")}
+    assert {"SANDBOX_START_TIMEOUT", "POSTGRES_PASSWORD", "REDIS_PORT"} <= keys
+    assert keys <= set(parse_env((ROOT / ".env.example").read_text()))

@@ -10,9 +10,10 @@ import pytest
 
 from sandbox import native
 from sandbox.common import MissingToolError
-from sandbox.components import Component, Endpoint
+from sandbox.components import Component
+from sandbox.engines.processes import Started
 from sandbox.env import Settings, load_settings
-from sandbox.runners import Started
+from sandbox.urls import Endpoint
 
 
 @dataclass
@@ -55,9 +56,12 @@ def _component(name: str, runner: FakeRunner, events: list[str], *, install_erro
             raise setup_error
         return "set up"
 
-    return Component(name, name, runner, health=lambda _s: None,
-                     endpoints=lambda _s: [Endpoint(name, name, f"http://127.0.0.1/{name}", name)],
-                     install=install, setup=setup)
+    return Component(name, name, runner, health=lambda _s: None, install=install, setup=setup)
+
+
+def _endpoints(_s: Settings, components: list[str]) -> list[Endpoint]:
+    """Stand-ins for the rows of sandbox.urls: one URL per component."""
+    return [Endpoint(name, name, f"http://127.0.0.1/{name}", name) for name in components]
 
 
 def test_installs_come_before_any_start_and_setup_after_health(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
@@ -65,6 +69,7 @@ def test_installs_come_before_any_start_and_setup_after_health(tmp_path: Path, m
     events: list[str] = []
     runner = FakeRunner(events)
     monkeypatch.setattr(native, "native", lambda: [_component("a", runner, events), _component("b", runner, events)])
+    monkeypatch.setattr(native, "native_endpoints", _endpoints)
     s = _settings(tmp_path)
     assert native.up(s) == 0
     assert events == ["install a", "install b", "start a", "setup a", "start b", "setup b"]

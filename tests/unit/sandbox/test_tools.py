@@ -19,9 +19,11 @@ NO_GO_PATH = "/usr/bin:/bin"  # bash, sed, awk and coreutils, but no go
 
 
 def _tree(tmp_path: Path, **pins: str) -> Path:
-    """A copy of build.sh, the tools modules' go.mod files and .env.example (with ``pins`` changed)."""
+    """A copy of build.sh, its list of programs, the tools modules' go.mod files and .env.example (with
+    ``pins`` changed)."""
     (tmp_path / "tools").mkdir()
-    shutil.copy(ROOT / "tools" / "build.sh", tmp_path / "tools" / "build.sh")
+    for name in ("build.sh", "go-tools.txt"):
+        shutil.copy(ROOT / "tools" / name, tmp_path / "tools" / name)
     for go_mod in (ROOT / "tools").glob("*/go.mod"):
         (tmp_path / "tools" / go_mod.parent.name).mkdir()
         shutil.copy(go_mod, tmp_path / "tools" / go_mod.parent.name / "go.mod")

@@ -17,7 +17,6 @@ import base64
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import threading
@@ -30,6 +29,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from sandbox.net import free_port
 from tests.support.scripts import load_script
 
 REPO = Path(__file__).resolve().parents[3]
@@ -283,9 +283,7 @@ def test_it_waits_for_elasticsearch_with_progress(es: FakeServer, capsys: pytest
 
 
 def test_it_gives_up_on_an_elasticsearch_that_never_answers(capsys: pytest.CaptureFixture[str]) -> None:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        closed = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    closed = f"http://127.0.0.1:{free_port()}"  # free: nothing listens there
     clock = iter(range(0, 1000, 2))
     settings = provision.Settings.from_env(environment(closed, SETUP_TIMEOUT_SECONDS="10"))
     provisioner = provision.Provisioner(settings, sleep=lambda _seconds: None, clock=lambda: next(clock))

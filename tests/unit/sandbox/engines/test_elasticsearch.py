@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from sandbox import elasticsearch as es
 from sandbox.common import MissingToolError
+from sandbox.engines import elasticsearch as es
 from sandbox.env import Settings, load_settings
 
 VERSION = "9.9.9"

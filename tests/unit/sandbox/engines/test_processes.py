@@ -7,7 +7,7 @@ import sys
 import time
 from pathlib import Path
 
-from sandbox import processes
+from sandbox.engines import processes
 
 # A parent with a child (in the parent's process group), like gunicorn with its workers.
 _PARENT_AND_CHILD = ("import subprocess, sys, time; "

@@ -1,0 +1,90 @@
+"""An OTLP/HTTP trace receiver on 127.0.0.1, for the benchmarks and the tests.
+
+It answers every export at once with an empty ExportTraceServiceResponse (zero bytes of protobuf), so
+what the exporters spend is their own work (batching, encoding, the HTTP request), not a collector's.
+It counts the exports per path, by its first segment (``endpoint(name)`` gives each sender its own),
+and with ``keep`` it also keeps every body, uncompressed, for the tests to decode.
+"""
+
+from __future__ import annotations
+
+import gzip
+import threading
+from collections import defaultdict
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from sandbox.net import LOOPBACK
+
+
+@dataclass
+class ExportCounts:
+    """What one sender (one path) sent."""
+
+    requests: int = 0
+    bytes: int = 0  # as sent: compressed where the exporter compresses
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # exporters keep their connection open, as with a real collector
+    server: OtlpReceiver
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self.server.record(self.path, body, compressed=self.headers.get("Content-Encoding") == "gzip")
+        self.send_response(200)
+        self.send_header("Content-Type", "application/x-protobuf")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        return  # one line per export would drown the output of whoever runs it
+
+
+class OtlpReceiver(ThreadingHTTPServer):
+    """Serves from a daemon thread as soon as it is made; ``close()`` stops it."""
+
+    daemon_threads = True
+
+    def __init__(self, *, keep: bool = False) -> None:
+        super().__init__((LOOPBACK, 0), _Handler)
+        self._keep = keep
+        self._lock = threading.Lock()
+        self._counts: dict[str, ExportCounts] = defaultdict(ExportCounts)
+        self._bodies: list[bytes] = []
+        threading.Thread(target=self.serve_forever, name="otlp-receiver", daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        """The base URL: OTEL_EXPORTER_OTLP_ENDPOINT, to which exporters add /v1/traces."""
+        return f"http://{LOOPBACK}:{self.server_address[1]}"
+
+    def endpoint(self, name: str) -> str:
+        """A traces URL of its own for one sender; its exports are counted under ``name``."""
+        return f"{self.url}/{name}/v1/traces"
+
+    def record(self, path: str, body: bytes, *, compressed: bool) -> None:
+        name = path.strip("/").split("/", 1)[0]
+        kept = gzip.decompress(body) if self._keep and compressed else body
+        with self._lock:
+            counts = self._counts[name]
+            counts.requests += 1
+            counts.bytes += len(body)
+            if self._keep:
+                self._bodies.append(kept)
+
+    def counts(self, name: str) -> ExportCounts:
+        """What was sent to ``endpoint(name)`` so far."""
+        with self._lock:
+            counts = self._counts.get(name, ExportCounts())
+            return ExportCounts(counts.requests, counts.bytes)
+
+    def bodies(self) -> list[bytes]:
+        """Every export kept (``keep``), uncompressed, in the order received."""
+        with self._lock:
+            return list(self._bodies)
+
+    def close(self) -> None:
+        self.shutdown()
+        self.server_close()
