@@ -128,6 +128,8 @@ class ObservabilityConfig:
     alert_email_to: tuple[str, ...] = setting("ALERT_EMAIL_TO", (),
                                               "Comma-separated recipients; empty disables e-mail.")
     alert_email_from: str = setting("ALERT_EMAIL_FROM", "alerts@localhost", "Sender address of alert e-mails.")
+    alert_spool_dir: str = setting("ALERT_SPOOL_DIR", "",
+                                   "Held alerts are kept here until queued, for the next process; empty: memory only.")
     smtp_host: str = setting("SMTP_HOST", "127.0.0.1", "SMTP server for alert e-mails.")
     smtp_port: int = setting("SMTP_PORT", 1025, "SMTP port.")
     smtp_username: str = setting("SMTP_USERNAME", "", "SMTP user; empty for no authentication.")

@@ -28,7 +28,7 @@ from typing import Any
 from celery import Celery, Task
 
 from observability import context
-from observability.alert_outbox import AlertOutbox
+from observability.alert_outbox import AlertOutbox, AlertSpool
 from observability.alert_transports import (
     EMAIL,
     WEBHOOK,
@@ -97,7 +97,8 @@ class Notifier:
         self.tasks = register_tasks(celery_app, config, redis, self._prefix) if celery_app is not None else {}
         self.channels = tuple(channel for channel, enabled in (
             (WEBHOOK, bool(config.alert_webhook_url)), (EMAIL, bool(config.alert_email_to))) if enabled)
-        self.outbox = AlertOutbox(self._send)
+        spool = AlertSpool(config.alert_spool_dir) if config.alert_spool_dir else None
+        self.outbox = AlertOutbox(self._send, spool=spool)
         self._waiting: set[str] = set()  # alerts counted as held back (once each)
 
     def notify(self, fingerprint: str, severity: str, title: str, message: str,

@@ -1,16 +1,22 @@
-"""Alert notifications across real outages: Redis (claims and broker) down while errors happen, and
-one channel failing for good, with the service in this process and a real Celery worker."""
+"""Alert notifications across real outages: Redis (claims and broker) down while errors happen, a
+web process killed while it held alerts, and one channel failing for good, with the service in
+this process (or in processes of its own) and a real Celery worker."""
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
 
-from tests.integration.conftest import ADMIN, wait_until
+from tests.integration.conftest import ADMIN, APP_DIR, wait_until
 from tests.support.services import RedisServer
 
 pytestmark = pytest.mark.integration
@@ -57,6 +63,61 @@ def test_an_error_during_a_redis_outage_is_notified_once_per_channel_after_it(
     assert _webhook_titles(webhook_sink) == [TITLE]
     assert _mail_subjects(smtp_sink) == [TITLE]
     assert len(notifier.outbox) == 0
+
+
+# A web process of the service fails a request while Redis (claims and broker) is down, waits until
+# its alert is spooled, and is killed: no clean exit, no handler runs.
+_KILLED_WITH_AN_ALERT_HELD = """
+import glob, os, signal, time
+from service import create_app
+app = create_app()
+@app.get("/fails-during-the-outage")
+def fails():
+    raise RuntimeError("held when the process was killed")
+assert app.test_client().get("/fails-during-the-outage").status_code == 500
+deadline = time.monotonic() + 5
+while not glob.glob(os.path.join(os.environ["ALERT_SPOOL_DIR"], "*.json")) and time.monotonic() < deadline:
+    time.sleep(0.05)
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+# The next web process starts after the outage and does nothing but live until its outbox is empty.
+_STARTED_AFTER_THE_OUTAGE = """
+import time
+from service import create_app
+outbox = create_app().extensions["observability"].notifier.outbox
+deadline = time.monotonic() + 30
+while len(outbox) and time.monotonic() < deadline:
+    time.sleep(0.05)
+"""
+
+
+def _run_service_process(program: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-c", program], cwd=APP_DIR, env=env, capture_output=True, text=True,
+                          timeout=60, check=False)
+
+
+@pytest.mark.timeout(180)
+def test_an_alert_held_by_a_web_process_killed_during_an_outage_is_sent_by_the_next_one(
+    service_env: dict[str, str], clean_state: None, worker: Any, redis_server: RedisServer, webhook_sink: Any,
+    smtp_sink: Any, tmp_path: Path,
+) -> None:
+    spool = tmp_path / "alert-spool"
+    env = {**os.environ, **service_env, "ALERT_SPOOL_DIR": str(spool)}
+    redis_server.stop()
+    try:
+        killed = _run_service_process(_KILLED_WITH_AN_ALERT_HELD, env)
+        assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
+    finally:
+        redis_server.start()
+    started = _run_service_process(_STARTED_AFTER_THE_OUTAGE, env)
+    assert started.returncode == 0, started.stderr[-3000:]
+    title = "[CRITICAL] RuntimeError in episodes-api (integration)"
+    wait_until(lambda: _webhook_titles(webhook_sink) and smtp_sink.messages, timeout=90,
+               what="both notifications of the killed process's alert")
+    time.sleep(SETTLE_SECONDS)
+    assert _webhook_titles(webhook_sink) == [title]
+    assert _mail_subjects(smtp_sink) == [title]
+    assert list(spool.glob("*.json")) == []
 
 
 def test_one_channels_permanent_failure_does_not_send_the_other_twice(
