@@ -1,6 +1,6 @@
-"""redis-server from the local binary (Debian's ``redis-server`` package), bound to 127.0.0.1, no
-persistence (no RDB, no AOF): the sandbox's Redis (``SANDBOX_RUNNER``) and the throwaway servers of
-the integration tests and the benchmarks (``LocalRedis``)."""
+"""redis-server from the local binary (Debian's ``redis-server`` package), bound to 127.0.0.1: the
+sandbox's Redis (``SANDBOX_RUNNER``), which keeps its keys across a restart, and the throwaway
+servers of the integration tests and the benchmarks (``LocalRedis``), which keep nothing."""
 
 from __future__ import annotations
 
@@ -22,6 +22,10 @@ from sandbox.net import LOOPBACK, free_port
 
 # No RDB snapshots, no AOF: a restarted Redis is empty, and nothing is written to disk.
 NO_PERSISTENCE = ("--save", "", "--appendonly", "no")
+# Every write appended to a file in the working directory, synced once a second (a crash loses at
+# most that second); no RDB snapshots besides. A restarted Redis still has the alert claims (without
+# them an error notified before the restart is notified again) and the broker's queued tasks.
+APPEND_ONLY = ("--save", "", "--appendonly", "yes", "--appendfsync", "everysec")
 _STOP_TIMEOUT = 10.0
 
 
@@ -43,10 +47,12 @@ def write_config(path: Path, password: str) -> Path:
     return path
 
 
-def argv(binary: str, port: int, workdir: Path, config: Path | None = None) -> list[str]:
-    """The command line of a redis-server on 127.0.0.1:port working in ``workdir``."""
+def argv(binary: str, port: int, workdir: Path, config: Path | None = None, *, persistent: bool = False) -> list[str]:
+    """The command line of a redis-server on 127.0.0.1:port working in ``workdir``, which holds its
+    append-only file when ``persistent``."""
     head = [binary, str(config)] if config else [binary]  # the config file must come first
-    return [*head, "--port", str(port), "--bind", LOOPBACK, *NO_PERSISTENCE, "--dir", str(workdir)]
+    persistence = APPEND_ONLY if persistent else NO_PERSISTENCE
+    return [*head, "--port", str(port), "--bind", LOOPBACK, *persistence, "--dir", str(workdir)]
 
 
 def probe(host: str, port: int, password: str | None = None) -> Callable[[], None]:
@@ -73,7 +79,7 @@ def _prepare_home(s: Settings) -> None:
 
 def _sandbox_argv(s: Settings) -> list[str]:
     home = s.home("redis")
-    return argv(find_binary(), s.redis_port, home, home / "redis.conf")
+    return argv(find_binary(), s.redis_port, home, home / "redis.conf", persistent=True)
 
 
 SANDBOX_RUNNER = Spawned(_sandbox_argv, prepare=_prepare_home)
@@ -88,8 +94,8 @@ def health(s: Settings) -> None:
 
 
 class LocalRedis:
-    """redis-server as a child process, without password; its port and directory stay the same
-    across stop()/start(), close() deletes the directory."""
+    """redis-server as a child process, without password or persistence; its port and directory stay
+    the same across stop()/start(), close() deletes the directory."""
 
     def __init__(self, binary: str, home: Path, port: int, timeout: float) -> None:
         self.port = port

@@ -125,7 +125,7 @@ def _put_chaos(provider: Provider, **knobs: float) -> None:
 
 
 def _reset_chaos_once_redis_answers(provider: Provider) -> None:
-    """Knobs back to their defaults (compose's Redis may keep them; the native one restarted empty).
+    """Knobs back to their defaults (Redis keeps them across its restart, in either mode).
     A worker that answers may still skip Redis for its short circuit-breaker pause (a 503)."""
 
     def reset() -> bool:

@@ -89,10 +89,12 @@ IMAGES: dict[str, Image] = {
     "redis": Image(
         programs=frozenset({"redis-server", "redis-cli"}) | BUSYBOX,
         shell=True,
-        source="docker-library/redis alpine Dockerfile: adduser -u 999 -G redis (gid 1000); "
+        source="docker-library/redis alpine Dockerfile: adduser -u 999 -G redis (gid 1000), "
+               "`mkdir /data && chown redis:redis /data`; "
                "docker-entrypoint.sh execs any command other than redis-server as given",
         users={"redis": (999, 1000)},
         command_is_program=True,
+        directories={"/data": Directory(999, 1000, 0o755)},
         volumes=frozenset({"/data"}),
     ),
     # Docker Hub's elasticsearch/logstash/kibana images are built from elastic/dockerfiles (branch per
