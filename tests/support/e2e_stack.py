@@ -50,7 +50,7 @@ from sandbox.net import free_port
 from sandbox.urls import compose_endpoints, compose_service, read_endpoints
 from tests.support.e2e_clients import LogFile, session
 
-# What the issue asks the native sandbox to offer: in CI, one of these missing natively is a failure.
+# What the native sandbox offers (README: The native sandbox): in CI, one of these missing natively is a failure.
 NATIVE_ENDPOINTS = ("app", "metrics", "worker_metrics", "prometheus", "alertmanager", "jaeger", "jaeger_otlp",
                     "elasticsearch", "mailpit", "smtp", "webhook_sink", "postgres", "redis", "app_log_file")
 OTEL_COLLECTOR_EXTENSION = "extensions/otel-collector/docker-compose.otel-collector.yml"

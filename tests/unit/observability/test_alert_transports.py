@@ -81,7 +81,7 @@ def test_a_malformed_webhook_url_fails_at_once_without_quoting_it(url) -> None:
 
 
 def test_webhook_connection_refused_is_transient() -> None:
-    from tests.support.services import free_port
+    from sandbox.net import free_port
 
     with pytest.raises(TransientNotificationError):
         post_webhook(f"http://127.0.0.1:{free_port()}/hook", ALERT, timeout=1)
@@ -121,7 +121,7 @@ def test_smtp_4xx_is_transient_and_5xx_permanent() -> None:
 
 
 def test_smtp_down_is_transient() -> None:
-    from tests.support.services import free_port
+    from sandbox.net import free_port
 
     with pytest.raises(TransientNotificationError):
         send_email(_smtp_config(free_port()), ALERT)
@@ -137,7 +137,7 @@ def test_smtp_greets_with_a_fixed_name_instead_of_a_dns_lookup() -> None:
 def test_a_failed_webhook_post_does_not_carry_its_url() -> None:
     import traceback
 
-    from tests.support.services import free_port
+    from sandbox.net import free_port
 
     secret_url = f"http://127.0.0.1:{free_port()}/services/T000/B000/s3cr3t-webhook-token"
     with pytest.raises(TransientNotificationError) as raised:

@@ -211,7 +211,7 @@ def test_a_permanent_failure_releases_only_that_channels_claim() -> None:
     prefix = "svc:alert"
     for channel in (WEBHOOK, EMAIL):
         redis.store.set(claim_key(prefix, ALERT.fingerprint, channel), ALERT.alert_id)
-    from tests.support.services import free_port
+    from sandbox.net import free_port
 
     config = ObservabilityConfig(smtp_port=free_port(), alert_email_to=("ops@example.test",), notify_max_retries=0)
     tasks = register_tasks(Celery("unit-delivery"), config, redis, prefix)  # type: ignore[arg-type]
