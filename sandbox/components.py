@@ -234,7 +234,9 @@ def _app_prepare(s: Settings) -> None:
 
 def _app_env(s: Settings) -> dict[str, str]:
     return {**service_env(s), "APP_BIND": f"{LOOPBACK}:{s.app_port}", "METRICS_PORT": str(s.app_metrics_port),
-            "WEB_CONCURRENCY": s["WEB_CONCURRENCY"], "PROMETHEUS_MULTIPROC_DIR": str(_metrics_dir(s, "app"))}
+            "WEB_CONCURRENCY": s["WEB_CONCURRENCY"], "PROMETHEUS_MULTIPROC_DIR": str(_metrics_dir(s, "app")),
+            # Kept across restarts (unlike the metrics): alerts a killed process held are sent by the next.
+            "ALERT_SPOOL_DIR": str(s.home("app") / "alert-spool")}
 
 
 def _app_argv(_s: Settings) -> list[str]:

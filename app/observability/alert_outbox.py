@@ -145,7 +145,7 @@ class AlertOutbox:
             recovered += 1
         if recovered:
             _logger.info("spooled alert notifications recovered", extra={
-                "event": "notification_recovered", "count": recovered})
+                "event": "notification_recovered", "alerts_recovered": recovered})
         return recovered
 
     def flush(self) -> int:

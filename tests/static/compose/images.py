@@ -55,14 +55,15 @@ class Image:
 
 
 def _app_image() -> Image:
-    """app/Dockerfile is ours: its user and log directory are read from it, not restated here."""
+    """app/Dockerfile is ours: its user and the directories it creates are read from it, not restated here."""
     text = (REPO / "app" / "Dockerfile").read_text()
     group = re.search(r"groupadd .*--gid (\d+) (\w+)", text)
     user = re.search(r"useradd [^\n]*--uid (\d+) --gid (\w+)[^\n]* (\w+)[ \\]*$", text, re.MULTILINE)
-    logs = re.search(r"install -d -o (\w+) -g (\w+) -m (0\d+) (/\S+)", text)
-    assert group and user and logs, "app/Dockerfile no longer creates its user and log directory as expected"
+    made = re.findall(r"install -d -o (\w+) -g (\w+) -m (0\d+) (/\S+)", text)
+    assert group and user and made, "app/Dockerfile no longer creates its user and directories as expected"
     uid, gid = int(user[1]), int(group[1])
-    assert user[2] == group[2] and logs[1] == user[3] and logs[2] == group[2]
+    assert user[2] == group[2]
+    assert all((owner, owning_group) == (user[3], group[2]) for owner, owning_group, _, _ in made)
     return Image(
         # python:3.11-slim (Debian): dash as /bin/sh, no curl or wget; the service's programs are in
         # the virtualenv on PATH.
@@ -70,7 +71,7 @@ def _app_image() -> Image:
         shell=True,
         source="app/Dockerfile (python:<version>-slim-trixie)",
         users={user[3]: (uid, gid)},
-        directories={logs[4]: Directory(uid, gid, int(logs[3], 8))},
+        directories={path: Directory(uid, gid, int(mode, 8)) for _, _, mode, path in made},
         command_is_program=True,
     )
 

@@ -317,6 +317,13 @@ def test_filebeat_reads_the_app_logs_read_only_without_root(services: dict[str, 
     assert "--strict.perms=false" in filebeat["command"]
 
 
+def test_the_apps_alert_spool_is_on_a_named_volume(services: dict[str, dict[str, Any]]) -> None:
+    app = services["app"]
+    spool = app["environment"]["ALERT_SPOOL_DIR"]
+    mount = next(v for v in app["volumes"] if v["target"] == spool)
+    assert mount["type"] == "volume" and mount["source"] == "alert-spool"  # not tmpfs: it outlives the container
+
+
 def test_the_service_environment(services: dict[str, dict[str, Any]]) -> None:
     for name in ("app", "worker"):
         env = services[name]["environment"]

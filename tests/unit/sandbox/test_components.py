@@ -60,3 +60,11 @@ def test_jaeger_gets_every_listener_of_its_config_on_loopback(tmp_path: Path) ->
     assert env["JAEGER_LISTEN_HOST"] == "127.0.0.1"
     variables = {name for name in env if name != "JAEGER_LISTEN_HOST"}
     assert variables == set(re.findall(r"\$\{env:(JAEGER_\w+_PORT)", config))
+
+
+def test_the_apps_alert_spool_is_in_its_state_apart_from_the_metrics_wiped_at_each_start(tmp_path: Path) -> None:
+    settings = _settings(tmp_path)
+    app = next(c for c in components.COMPONENTS if c.name == "app")
+    env = app.runner.env(settings)
+    spool, metrics = Path(env["ALERT_SPOOL_DIR"]), Path(env["PROMETHEUS_MULTIPROC_DIR"])
+    assert spool.is_relative_to(settings.state_dir) and not spool.is_relative_to(metrics)
