@@ -18,7 +18,7 @@ import os
 import subprocess
 import sys
 
-from sandbox import compose, doctor, engine, native
+from sandbox import compose, docker_engine, doctor, native
 from sandbox.env import ROOT, Settings, create_env_file, env_file_path, load_settings
 from sandbox.urls import recorded_mode
 
@@ -36,7 +36,7 @@ def chosen_mode(asked: str, *, quiet: bool = False) -> str:
         raise ModeError(f"unknown mode {asked!r} (SANDBOX_MODE or MODE=): one of {', '.join(MODES)}")
     if asked == "native":
         return "native"
-    problem = engine.compose_problem()
+    problem = docker_engine.compose_problem()
     if problem is None:
         return "compose"
     if asked == "compose":

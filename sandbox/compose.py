@@ -36,7 +36,7 @@ from typing import Any
 
 import yaml
 
-from sandbox import engine, monitoring
+from sandbox import docker_engine, monitoring
 from sandbox.env import Settings
 from sandbox.urls import Endpoint, compose_endpoints, endpoints_file, write_endpoints
 
@@ -114,7 +114,7 @@ def write_overrides(s: Settings) -> list[Path]:
     for path in (home / "prometheus").rglob("*"):  # Prometheus (nobody) reads them, whatever the umask
         path.chmod(0o755 if path.is_dir() else 0o644)
     (home / "prometheus").chmod(0o755)
-    if engine.engine_needs_start_interval_override():
+    if docker_engine.engine_needs_start_interval_override():
         written.append(home / "engine-before-25.yml")
         written[1].write_text(start_interval_override([s.root / name for name in compose_files(s)]))
     return written
@@ -124,7 +124,7 @@ def compose_command(s: Settings, *args: str) -> list[str]:
     """``docker compose`` for this repository's stack: the settings' .env file, the compose files and the
     generated overrides (written by ``up``; by the first command that needs them otherwise)."""
     overrides = [s.state_dir / "compose" / "sandbox.yml"]
-    if engine.engine_needs_start_interval_override():
+    if docker_engine.engine_needs_start_interval_override():
         overrides.append(s.state_dir / "compose" / "engine-before-25.yml")
     if not all(path.exists() for path in overrides):
         overrides = write_overrides(s)
@@ -184,7 +184,7 @@ def not_buildable(root: Path) -> dict[str, str]:
 
 
 def local_images() -> set[str]:
-    return set((engine.docker("images", "--format", "{{.Repository}}:{{.Tag}}") or "").split())
+    return set((docker_engine.docker("images", "--format", "{{.Repository}}:{{.Tag}}") or "").split())
 
 
 def plan_services(s: Settings) -> Plan:

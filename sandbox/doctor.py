@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from sandbox import compose, engine, tools
+from sandbox import compose, docker_engine, tools
 from sandbox.common import MissingToolError
 from sandbox.components import go_tools, native
 from sandbox.engines import elasticsearch as es
@@ -63,11 +63,11 @@ def check_engine(version: str | None, cli_present: bool | None = None) -> Check:
     if version is None:
         return _warn("docker engine", "no engine answers `docker version`: `make up` runs native processes "
                      "(start Docker, or check that your user may use its socket, for the compose stack)")
-    parsed = engine.parse_version(version)
-    if parsed is None or parsed < engine.MIN_ENGINE_VERSION:
+    parsed = docker_engine.parse_version(version)
+    if parsed is None or parsed < docker_engine.MIN_ENGINE_VERSION:
         return _fail("docker engine", f"{version}: the compose stack needs engine "
-                     f"{engine.format_version(engine.MIN_ENGINE_VERSION)} or newer")
-    if parsed < engine.START_INTERVAL_ENGINE_VERSION:
+                     f"{docker_engine.format_version(docker_engine.MIN_ENGINE_VERSION)} or newer")
+    if parsed < docker_engine.START_INTERVAL_ENGINE_VERSION:
         every = compose.COMPAT_HEALTH_INTERVAL_SECONDS
         return _ok("docker engine", f"{version} (older than 25: healthchecks probe every {every} s instead of "
                    "using start_interval; README: Docker engines)")
@@ -75,13 +75,13 @@ def check_engine(version: str | None, cli_present: bool | None = None) -> Check:
 
 
 def check_compose(version: tuple[int, ...] | None) -> Check:
-    wanted = engine.format_version(engine.MIN_COMPOSE_VERSION)
+    wanted = docker_engine.format_version(docker_engine.MIN_COMPOSE_VERSION)
     if version is None:
         return _fail("docker compose", f"`docker compose` (the v2 plugin) is missing: install it ({wanted} or newer; "
                      "`tools/build.sh docker-compose` builds one)")
-    if version < engine.MIN_COMPOSE_VERSION:
-        return _fail("docker compose", f"{engine.format_version(version)}: {wanted} or newer is needed")
-    return _ok("docker compose", engine.format_version(version))
+    if version < docker_engine.MIN_COMPOSE_VERSION:
+        return _fail("docker compose", f"{docker_engine.format_version(version)}: {wanted} or newer is needed")
+    return _ok("docker compose", docker_engine.format_version(version))
 
 
 def check_max_map_count(proc: Path = Path("/proc/sys/vm/max_map_count")) -> Check:
@@ -119,7 +119,7 @@ def check_memory(available_mib: int | None, engine_total_mib: int | None) -> Che
 
 
 def engine_memory_mib(timeout: float = 5.0) -> int | None:
-    value = engine.docker("info", "--format", "{{.MemTotal}}", timeout=timeout) or ""
+    value = docker_engine.docker("info", "--format", "{{.MemTotal}}", timeout=timeout) or ""
     return int(value) // _MIB if value.isdigit() else None
 
 
@@ -165,11 +165,11 @@ def check_native_programs(s: Settings) -> Check:
 
 def run_checks(s: Settings, mode: str = "auto") -> list[Check]:
     """The checks of the mode ``make up`` would start (``mode``: auto, compose or native)."""
-    version = None if mode == "native" else engine.engine_version()
+    version = None if mode == "native" else docker_engine.engine_version()
     checks = [] if mode == "native" else [check_engine(version)]
-    usable = version is not None and (engine.parse_version(version) or ()) >= engine.MIN_ENGINE_VERSION
+    usable = version is not None and (docker_engine.parse_version(version) or ()) >= docker_engine.MIN_ENGINE_VERSION
     if mode == "compose" or (mode == "auto" and usable):
-        checks += [check_compose(engine.compose_version()), check_max_map_count(),
+        checks += [check_compose(docker_engine.compose_version()), check_max_map_count(),
                    check_memory(available_memory_mib(), engine_memory_mib()),
                    check_ports(s, compose.PUBLISHED_PORTS)]
         return checks

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from sandbox import engine
+from sandbox import docker_engine
 from tests.support.e2e_clients import session
 from tests.support.e2e_stack import Provider
 from tests.support.faults import Reliability
@@ -37,7 +37,7 @@ def own_stack(provider: Provider) -> Provider:
 
 
 def _docker(*args: str) -> str:
-    out = engine.docker(*args)
+    out = docker_engine.docker(*args)
     assert out is not None, f"`docker {' '.join(args)}` failed"
     return out
 

@@ -23,7 +23,7 @@ import tarfile
 
 import pytest
 
-from sandbox import engine
+from sandbox import docker_engine
 from sandbox.compose import not_buildable
 from sandbox.env import ROOT, fill_secrets
 from tests.static.compose.images import IMAGES, Image
@@ -43,7 +43,7 @@ def _compose_images(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple
 
 @pytest.fixture(scope="module")
 def compose_images(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[str, str]]:
-    if not engine.docker_reachable():
+    if not docker_engine.docker_reachable():
         if os.environ.get("CI") == "true":
             pytest.fail("CI=true and no Docker engine answers `docker version` (.ci/run starts one)", pytrace=False)
         pytest.skip("no Docker engine answers `docker version`")
@@ -86,7 +86,7 @@ def _read_files(reference: str, image: Image) -> list[list[str]]:
     be absolute paths, and users come from /etc/passwd."""
     relative = sorted(p for p in image.programs if not p.startswith("/"))
     assert not relative, f"{reference} has no shell to find {relative} on a PATH: name them by absolute path"
-    container = engine.docker("create", reference)
+    container = docker_engine.docker("create", reference)
     assert container, f"docker create {reference} failed"
     try:
         facts = []
@@ -105,11 +105,11 @@ def _read_files(reference: str, image: Image) -> list[list[str]]:
                 facts.append(["dir", path, str(entry.uid), str(entry.gid), f"{entry.mode & 0o7777:o}"])
         return facts
     finally:
-        engine.docker("rm", container)
+        docker_engine.docker("rm", container)
 
 
 def _present(reference: str) -> bool:
-    return engine.docker("image", "inspect", reference) is not None
+    return docker_engine.docker("image", "inspect", reference) is not None
 
 
 @pytest.mark.parametrize("repository", sorted(name for name in IMAGES if name != "observability-stack/app"))
@@ -135,6 +135,6 @@ def test_the_image_on_this_machine_has_what_compose_relies_on(repository: str,
     expected = {path: (d.uid, d.gid, d.mode) for path, d in image.directories.items()}
     assert directories == expected, f"{reference}: directories {directories}, upstream {expected} ({image.source})"
     if image.entrypoint is not None:
-        entrypoint = tuple(json.loads(engine.docker("image", "inspect", "--format", "{{json .Config.Entrypoint}}",
-                                                    reference) or "null") or ())
+        inspected = docker_engine.docker("image", "inspect", "--format", "{{json .Config.Entrypoint}}", reference)
+        entrypoint = tuple(json.loads(inspected or "null") or ())
         assert entrypoint == image.entrypoint, f"{reference}: entrypoint {entrypoint}, upstream {image.entrypoint}"

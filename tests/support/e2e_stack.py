@@ -42,7 +42,7 @@ from urllib.parse import unquote, urlsplit
 import pytest
 import requests
 
-from sandbox import engine
+from sandbox import docker_engine
 from sandbox.compose import compose_command, compose_files, not_buildable
 from sandbox.engines import processes
 from sandbox.env import ROOT, Settings, load_settings, parse_env
@@ -369,7 +369,8 @@ def app_base_image(dockerfile: Path = ROOT / "app" / "Dockerfile") -> str:
 def _image_problem() -> str | None:
     """Why the compose stack's app image cannot be built here, or None (pulled where a registry answers)."""
     base = app_base_image()
-    if engine.docker("image", "inspect", base) is not None or engine.docker("pull", "--quiet", base, timeout=600):
+    if (docker_engine.docker("image", "inspect", base) is not None
+            or docker_engine.docker("pull", "--quiet", base, timeout=600)):
         return None
     return f"the app's base image {base} is not on this machine and cannot be pulled: `make images` builds it"
 
@@ -386,7 +387,7 @@ def _own_stack_env(root: Path, mode: str, **extra: str) -> dict[str, str]:
 
 
 def _start_compose() -> Provider:
-    if (problem := engine.compose_problem() or _image_problem()) is not None:
+    if (problem := docker_engine.compose_problem() or _image_problem()) is not None:
         raise ProviderUnavailable(problem)
     root = Path(tempfile.mkdtemp(prefix="e2e-compose-"))
     env = _own_stack_env(root, "compose", COMPOSE_PROJECT_NAME=f"obs-e2e-{secrets.token_hex(4)}")

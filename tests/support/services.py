@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
-from sandbox import engine
+from sandbox import docker_engine
 from sandbox.common import LOG_TAIL_LINES, MissingToolError, wait_ready
 from sandbox.engines import postgres as pg
 from sandbox.engines import redis_server
@@ -157,7 +157,7 @@ def _docker_problem() -> str | None:
     if importlib.util.find_spec("testcontainers") is None:
         return "the testcontainers package is not installed"
     if shutil.which("docker"):
-        if not engine.docker_reachable():
+        if not docker_engine.docker_reachable():
             return "no Docker engine answers `docker version`"
     else:  # no CLI: ask the engine at DOCKER_HOST (or the default socket) through docker-py
         try:

@@ -9,7 +9,7 @@ import pytest
 
 from sandbox.__main__ import main
 from sandbox.components import COMPONENTS, docker_only, native
-from sandbox.engine import docker_reachable, parse_version
+from sandbox.docker_engine import docker_reachable, parse_version
 
 
 def _fake_docker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, script: str) -> None:

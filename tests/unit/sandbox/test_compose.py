@@ -11,9 +11,9 @@ import pytest
 import yaml
 
 from sandbox import compose, native
-from sandbox import engine as engine_module
+from sandbox import docker_engine as engine_module
 from sandbox.__main__ import main
-from sandbox.engine import compose_version
+from sandbox.docker_engine import compose_version
 from sandbox.env import ROOT, SECRET_SUFFIXES, load_settings, parse_env
 
 # A model as `docker compose config --format json` prints it, reduced to what `up` reads.
