@@ -1,4 +1,4 @@
-"""The issue's performance targets, each checked against a figure of the same run."""
+"""The performance targets (README: Targets), each checked against a figure of the same run."""
 
 from __future__ import annotations
 

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
 BARE = "bare"
 SEED = "seed"
-OTEL = "otel"  # a reference beside the variants: OpenTelemetry's own instrumentation alone
+OTEL = "otel"  # a peer beside the project's variants: OpenTelemetry's own instrumentation alone
 
 
 @dataclass(frozen=True)
