@@ -66,7 +66,7 @@ def create_app(settings: ServiceSettings | None = None, config: ObservabilityCon
     app.register_blueprint(health)
     app.register_blueprint(api)
     app.register_blueprint(chaos_blueprint(settings.admin_token))
-    app.register_blueprint(openapi_blueprint())
+    app.register_blueprint(openapi_blueprint(obs.config.service_name, obs.config.service_version))
     app.register_error_handler(OperationalError, _database_unavailable)
     if settings.trusted_proxy_hops:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxy_hops)  # type: ignore[method-assign]

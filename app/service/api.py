@@ -21,6 +21,7 @@ _logger = logging.getLogger("service.api")
 _audit = logging.getLogger("audit")
 _USER_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}")
 _DIGITS = re.compile(r"[0-9]{1,9}")
+_NOT_BLANK = re.compile(r"[^\t\n\r ]")
 TITLE_MAX = 200
 SCRIPT_MAX = 100_000
 PAGE_MAX = 100
@@ -63,7 +64,9 @@ def _json_object() -> dict[str, Any]:
 
 def _text_field(body: dict[str, Any], name: str, limit: int) -> str:
     value = body.get(name)
-    if not isinstance(value, str) or not value.strip():
+    # Blank means JSON's own whitespace only: the same in every regex dialect that reads the
+    # description's pattern (Python's str.strip() and ECMAScript's \s disagree on others).
+    if not isinstance(value, str) or not _NOT_BLANK.search(value):
         raise ValidationError(f"{name} must be a non-empty string")
     if len(value) > limit:
         raise ValidationError(f"{name} must be at most {limit} characters")

@@ -21,6 +21,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
+from service.api import _NOT_BLANK
 from service.openapi import SPEC_PATH
 
 ADMIN_TOKEN = "openapi-fuzz-admin-token-0123"
@@ -161,3 +162,27 @@ def test_every_operation_survives_hostile_input(case, service, capfd) -> None:
     assert [r for r in records if r.get("event") == "unhandled_exception"] == []
     if not case.path.startswith(_PROBES):
         assert len([r for r in records if r.get("event") == "api_access"]) == 1
+
+
+def test_the_front_door_lists_the_description_the_probes_and_every_operation(service) -> None:
+    response = service.test_client().get("/")
+    assert response.status_code == 200
+    index = response.get_json()
+    assert (index["service"], index["version"]) == ("episodes-api", "0.1.0")
+    assert index["links"] == {"openapi": "/openapi.json", "liveness": "/healthz", "readiness": "/readyz"}
+    listed = {(operation["method"], operation["path"]) for operation in index["operations"]}
+    assert listed == _documented_operations() - {("GET", "/")}
+    guarded = {operation["path"] for operation in index["operations"] if operation.get("needs") == "admin token"}
+    assert guarded == {"/admin/chaos", "/admin/errors"}
+
+
+def test_the_description_states_only_what_the_app_enforces() -> None:
+    spec = _spec()
+    request_id = spec["components"]["parameters"]["RequestId"]
+    assert "pattern" not in request_id["schema"]  # a value that breaks it is replaced, not refused
+    assert _SAFE_REQUEST_ID.pattern in request_id["description"]
+    text = re.compile(spec["components"]["schemas"]["NewEpisode"]["properties"]["title"]["pattern"])
+    for value in ("a", " \t x", "\u00a0", "\u3000", "é\n"):
+        assert bool(text.search(value)) == bool(_NOT_BLANK.search(value)), repr(value)
+    for refused in ("", " \t\r\n ", "a\x00b"):
+        assert not text.search(refused), repr(refused)
