@@ -38,7 +38,7 @@ import yaml
 
 from sandbox import docker_engine, monitoring
 from sandbox.env import Settings
-from sandbox.urls import Endpoint, compose_endpoints, endpoints_file, write_endpoints
+from sandbox.urls import Endpoint, compose_endpoints, endpoints_file, try_this, write_endpoints
 
 # The host ports docker-compose.yml publishes (all on 127.0.0.1); a static test keeps this list and
 # the compose file in step, `make doctor` checks that they are free.
@@ -265,3 +265,4 @@ def print_summary(s: Settings, endpoints: list[Endpoint], left_out: Mapping[str,
           f"Grafana: user admin); the URLs with them: {endpoints_file(s)}")
     kibana = "" if "kibana" in left_out else "Kibana's data view app-logs-*, "
     print(f"Logs: `make logs` (every service), {kibana}or the app-logs volume.")
+    print("\n".join(try_this(s, native=False)))

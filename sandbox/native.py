@@ -23,7 +23,7 @@ from sandbox.common import log_size, tail, wait_ready
 from sandbox.components import Component, app_log_file, docker_only, native
 from sandbox.env import Settings
 from sandbox.net import port_in_use
-from sandbox.urls import Endpoint, endpoints_file, native_endpoints, write_endpoints
+from sandbox.urls import Endpoint, endpoints_file, native_endpoints, try_this, write_endpoints
 
 _NAME_WIDTH = 13
 
@@ -233,6 +233,7 @@ def _print_summary(s: Settings, endpoints: list[Endpoint]) -> None:
     print(f"Credentials: {s.env_file} (*_PASSWORD, ADMIN_TOKEN); the URLs with them: {endpoints_file(s)}")
     print(f"Logs: {s.logs_dir}/ (app.jsonl: the JSON records of the app and the worker)")
     _print_not_native()
+    print("\n".join(try_this(s, native=True)))
 
 
 def _print_not_native() -> None:

@@ -126,6 +126,29 @@ def compose_service(component: str) -> str:
     return next((a.service for a in ADDRESSES if a.component == component and a.service is not None), component)
 
 
+TRY_REQUEST_ID = "try-this-00000001"
+
+
+def try_this(s: Settings, *, native: bool) -> list[str]:
+    """Three lines that end the URL table: create an episode, extract its assets, and where the
+    extraction's log record, trace and metric are to be seen (a test runs the two commands)."""
+    app, prometheus = http_url(s.app_port), http_url(s.prometheus_port)
+    service = s["OTEL_SERVICE_NAME"]
+    where_logged = (f"grep {TRY_REQUEST_ID} {s.logs_dir}/app.jsonl" if native
+                    else f"Kibana, data view app-logs-*, request_id : {TRY_REQUEST_ID}")
+    where_traced = (f"{http_url(s.jaeger_ui_port)}/api/traces?service={service}" if native
+                    else f"{http_url(s.jaeger_ui_port)}/search?service={service}")
+    body = '{"title": "Pilot", "script": "INT. LAB - NIGHT\\nANA\\nThe [key] turns."}'
+    return [
+        "Try this:",
+        f"  1. curl -s {app}/api/episodes -H 'Content-Type: application/json' -H 'X-User-ID: reader-1' -d '{body}'",
+        f"  2. curl -s -X POST {app}/api/episodes/ID/extract -H 'X-Request-ID: {TRY_REQUEST_ID}'"
+        "   (ID: the id the first answered)",
+        f"  3. its log record: {where_logged}; its trace: {where_traced}; its metric: "
+        f"{prometheus}/query?g0.expr=ai_calls_total",
+    ]
+
+
 # --- endpoints.json -------------------------------------------------------------------------------
 
 

@@ -216,6 +216,26 @@ def test_episode_request_reaches_the_shared_log_file_with_its_request_id(sandbox
     assert access[0]["request"]["path"] == "/api/episodes"
 
 
+def test_the_try_this_lines_work_as_printed(sandbox: Sandbox) -> None:
+    """The two commands at the end of `up`'s table, run by a shell as a person would paste them."""
+    assert sandbox.first_up is not None
+    printed = sandbox.first_up.stdout.split("Try this:\n", 1)[1].splitlines()
+    create = printed[0].split("1. ", 1)[1]
+    extract = printed[1].split("2. ", 1)[1].split("   (", 1)[0]
+    episode = json.loads(subprocess.run(["sh", "-c", create], capture_output=True, text=True, timeout=30,
+                                        check=True).stdout)
+    assets = json.loads(subprocess.run(["sh", "-c", extract.replace("/ID/", f"/{episode['id']}/")],
+                                       capture_output=True, text=True, timeout=30, check=True).stdout)
+    assert assets["assets"], assets
+    request_id = re.search(r"X-Request-ID: (\S+)'", extract)[1]
+    where = printed[2]
+    log_file = Path(sandbox.endpoints()["app_log_file"])
+    assert f"grep {request_id} {log_file}" in where
+    _eventually(lambda: [r for r in read_log_file(log_file) if r.get("request_id") == request_id],
+                f"a record of {request_id}", 10)
+    assert f"{sandbox.url('PROMETHEUS_PORT')}/query?g0.expr=ai_calls_total" in where
+
+
 def test_a_requests_trace_reaches_jaeger(sandbox: Sandbox) -> None:
     request_id = f"sandbox-trace-{uuid.uuid4().hex}"
     endpoints = sandbox.endpoints()

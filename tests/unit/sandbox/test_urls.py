@@ -73,3 +73,13 @@ def test_endpoints_json_is_private_and_says_the_mode(tmp_path: Path) -> None:
     assert urls.recorded_mode(s) == "native"
     urls.endpoints_file(s).write_text("[1, 2]")  # not a record at all
     assert urls.recorded_mode(s) is None
+
+
+def test_try_this_points_each_mode_where_it_can_look(tmp_path: Path) -> None:
+    s = _settings(tmp_path)
+    native_lines, compose_lines = urls.try_this(s, native=True), urls.try_this(s, native=False)
+    assert native_lines[:3] == compose_lines[:3]  # the same two commands in both modes
+    assert f"grep {urls.TRY_REQUEST_ID} {s.logs_dir}/app.jsonl" in native_lines[3]
+    assert "/api/traces?service=episodes-api" in native_lines[3]  # natively Jaeger has no UI
+    assert f"Kibana, data view app-logs-*, request_id : {urls.TRY_REQUEST_ID}" in compose_lines[3]
+    assert "/search?service=episodes-api" in compose_lines[3]
