@@ -11,7 +11,7 @@ PYTEST := $(BIN)/python -m pytest
 # The pinned Go programs the tests and the native sandbox use (tools/build.sh; cached outside the repo).
 GO_TOOLS := $(shell awk '!/^\#/ && $$2 == "make" { print $$1 }' tools/go-tools.txt)
 
-.PHONY: help up down status ps logs doctor test test-unit test-integration lint check tools images dashboards lock clean bench
+.PHONY: help up down status ps logs doctor test preflight-up preflight-test test-unit test-integration lint check tools images dashboards lock clean bench
 
 help: ## Show this list
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -27,10 +27,16 @@ $(VENV)/.synced: requirements-dev.lock pyproject.toml
 
 venv: $(VENV)/.synced
 
+# Before anything is built or downloaded: what the machine lacks, installed (root, apt) or named with
+# the one command that installs it (sandbox/preflight.py, standard library only).
+preflight-up preflight-test: preflight-%:
+	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found: install Python 3.11 or set PYTHON=" >&2; exit 1; }
+	@MODE=$(MODE) $(PYTHON) -m sandbox.preflight $*
+
 # MODE=compose|native|auto for up (default: SANDBOX_MODE of .env, else auto).
 SANDBOX_ARGS := $(if $(MODE),--mode $(MODE))
 
-up: venv ## Start the sandbox (the compose stack with a Docker engine, native processes without; MODE= to choose) and print its URLs
+up: preflight-up venv ## Start the sandbox (the compose stack with a Docker engine, native processes without; MODE= to choose) and print its URLs
 	@$(BIN)/python -m sandbox up $(SANDBOX_ARGS)
 
 down: venv ## Stop everything `make up` started (compose: containers and network; data volumes stay)
@@ -48,7 +54,7 @@ logs: venv ## Follow the sandbox's logs; SERVICE=name for one service (compose) 
 doctor: venv ## Check what `make up` needs: Docker engine, compose v2, vm.max_map_count, memory, free ports
 	@$(BIN)/python -m sandbox doctor $(SANDBOX_ARGS)
 
-test: lint tools ## Everything runnable on this machine: lint, static checks, unit, integration and e2e tests
+test: preflight-test lint tools ## Everything runnable on this machine: lint, static checks, unit, integration and e2e tests
 	@$(PYTEST) tests
 
 test-unit: venv ## Unit tests only (no external services)

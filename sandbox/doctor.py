@@ -17,12 +17,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from sandbox import compose, docker_engine, tools
-from sandbox.common import MissingToolError
-from sandbox.components import go_tools, native
-from sandbox.engines import elasticsearch as es
-from sandbox.engines import postgres as pg
-from sandbox.engines import redis_server
+from sandbox import compose, docker_engine, preflight
+from sandbox.components import native
 from sandbox.env import Settings
 from sandbox.net import port_in_use
 from sandbox.urls import recorded_mode
@@ -133,34 +129,14 @@ def check_ports(s: Settings, keys: Iterable[str], in_use: Callable[[int], bool] 
                  f"{s.env_file}")
 
 
-def check_native_programs(s: Settings) -> Check:
-    missing, found = [], []
-    for what, find in (("PostgreSQL", pg.find_bindir), ("redis-server", redis_server.find_binary),
-                       ("Java", es.find_java)):
-        try:
-            result = find()
-        except MissingToolError as exc:
-            missing.append(str(exc))
-            continue
-        found.append(f"Java {result.major}" if isinstance(result, es.Java) else what)
-    version = s.elastic_version
-    if es.cached(version):
-        found.append(f"Elasticsearch {version}")
-    elif shutil.which("mvn") is None:
-        missing.append(f"Maven (`mvn`) is needed once, to download Elasticsearch {version}: install Debian's `maven`")
-    else:
-        found.append(f"mvn (to download Elasticsearch {version} on the first `make up`)")
-    native_tools = go_tools()
-    if all(tools.path(name).is_file() for name in native_tools):
-        found.append("the Go tools")
-    elif shutil.which("go") is None:
-        missing.append(f"Go is needed once, to build {', '.join(native_tools)} (tools/build.sh): install Go "
-                       f"{s.get('GO_VERSION')} or newer")
-    else:
-        found.append("go (to build the tools on the first `make up`)")
-    if missing:
-        return _fail("native programs", "; ".join(missing))
-    return _ok("native programs", ", ".join(found))
+def check_native_programs() -> Check:
+    """What `make up` needs natively, from the same table `make up` checks first (sandbox.preflight)."""
+    gaps = preflight.missing("up")
+    if not gaps:
+        return _ok("native programs", ", ".join(need.name for need in preflight.NEEDS if "up" in need.purposes))
+    packages = sorted({need.package for need, _ in gaps if need.package})
+    install = f" ({preflight.install_command(packages)})" if packages else ""
+    return _fail("native programs", "; ".join(f"{need.name}: {why}" for need, why in gaps) + install)
 
 
 def run_checks(s: Settings, mode: str = "auto") -> list[Check]:
@@ -183,7 +159,7 @@ def run_checks(s: Settings, mode: str = "auto") -> list[Check]:
         map_count = _warn(map_count.name, f"{map_count.detail.split(':')[0]}: the native Elasticsearch (loopback "
                           "only) starts, but may fail under load; the compose stack's fails at once. Raise it "
                           f"with `sudo sysctl -w vm.max_map_count={MIN_MAX_MAP_COUNT}`")
-    return [*checks, check_native_programs(s), check_ports(s, native_ports), map_count]
+    return [*checks, check_native_programs(), check_ports(s, native_ports), map_count]
 
 
 def report(checks: list[Check]) -> int:
