@@ -59,12 +59,17 @@ SERVICE = "episodes-api"
 PROBE_MINUTES = 15  # the probe alert's endsAt; it is resolved at the end of the module anyway
 
 
-@pytest.fixture(scope="module")
-def chromium() -> Iterator[Chromium]:
+@pytest.fixture(scope="session", autouse=True)
+def browser_available() -> None:
+    """Before any stack is started for these tests: skip them when no browser can run (in CI: fail)."""
     if problem := chromium_problem():
         if in_ci():
             pytest.fail(f"CI=true, so this may not skip: {problem}", pytrace=False)
         pytest.skip(problem)
+
+
+@pytest.fixture(scope="module")
+def chromium(browser_available: None) -> Iterator[Chromium]:
     browser = Chromium()
     yield browser
     browser.close()
@@ -146,9 +151,10 @@ def test_prometheus_graphs_http_requests_total(provider: Provider, prometheus: P
     statuses = hammer(f"{provider.url('app')}{HEALTH_PATH}", TRAFFIC)
     assert statuses == {200: TRAFFIC}, statuses
     _two_scrapes_after(prometheus, time.time())
-    health = [s["metric"] for s in prometheus.query(f'{METRIC}{{job="app", endpoint="{HEALTH_PATH}"}}')]
+    health = prometheus.query(f'{METRIC}{{job="app", endpoint="{HEALTH_PATH}"}}')
     assert health, f"Prometheus has no {METRIC} series of the app's {HEALTH_PATH}"
-    wanted = _series_label(health[0])
+    # The one this traffic counted (status 200), the largest of them
+    wanted = _series_label(max(health, key=lambda series: float(series["value"][1]))["metric"])
 
     tab.goto(f"{prometheus.url}/query?{urlencode(GRAPH)}")
     page = tab.page
@@ -341,10 +347,11 @@ def test_mailpit_inbox_lists_the_alert_email_and_opens_it(alertmanager_url: str,
     require_web_ui(tab, "Mailpit", mailpit.url, "/", MAILPIT_WITHOUT_UI)
     group_wait, _ = Alertmanager(alertmanager_url).group_timing()
     subject = probe_alert.subject
+    tab.goto(f"{mailpit.url}/")  # the inbox as it is: what the screenshot shows if the mail never comes
     wait_for(f"the e-mail {subject!r} in Mailpit", lambda: subject in mailpit.subjects(), timeout=group_wait + 60)
 
-    tab.goto(f"{mailpit.url}/")
     page = tab.page
+    page.reload(wait_until="load")
     row = page.locator("[data-testid=message-row]").filter(
         has=page.locator("[data-testid=message-subject]", has_text=subject))
     expect(row).to_have_count(1)
