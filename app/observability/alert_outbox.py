@@ -133,14 +133,19 @@ class AlertOutbox:
                 self._thread.start()
         return True
 
-    def recover(self) -> int:
-        """Holds the alerts an earlier process spooled and did not hand over; how many."""
+    def recover(self, channels: tuple[str, ...]) -> int:
+        """Holds the alerts an earlier process spooled and did not hand over, for those of their
+        channels that are still configured (`channels`); how many."""
         if self._spool is None:
             return 0
         recovered = 0
-        for alert, channels in self._spool.load():
+        for alert, spooled_for in self._spool.load():
+            wanted = tuple(channel for channel in spooled_for if channel in channels)
+            if not wanted:  # no channel it was meant for is configured any more
+                self._spool.remove(alert.fingerprint)
+                continue
             self._spooled.add(alert.fingerprint)  # its file exists already
-            if self.holds(alert.fingerprint) or not self.hold(alert, channels):
+            if self.holds(alert.fingerprint) or not self.hold(alert, wanted):
                 continue
             recovered += 1
         if recovered:

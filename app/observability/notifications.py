@@ -101,6 +101,12 @@ class Notifier:
         self.outbox = AlertOutbox(self._send, spool=spool)
         self._waiting: set[str] = set()  # alerts counted as held back (once each)
 
+    def recover(self) -> int:
+        """Takes up the alerts an earlier process of the service spooled and did not hand over."""
+        if not self.channels or not self.tasks:
+            return 0
+        return self.outbox.recover(self.channels)
+
     def notify(self, fingerprint: str, severity: str, title: str, message: str,
                details: dict[str, str]) -> str:
         """Hands one notification per channel to the outbox, unless this fingerprint is on its way.

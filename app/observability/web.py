@@ -53,7 +53,7 @@ def init_observability(
 
         tracing.instrument_libraries(config, app=app, engine=engine)
         process.start(lambda: tracing.start_provider(config))
-    process.start(obs.notifier.outbox.recover)  # what an earlier process left in the alert spool
+    process.start(obs.notifier.recover)  # what an earlier process left in the alert spool
     app.extensions["observability"] = obs
     return obs
 

@@ -84,10 +84,23 @@ def test_a_later_process_recovers_what_an_earlier_one_could_not_hand_over(tmp_pa
     sent: list[tuple[Alert, tuple[str, ...]]] = []
     later = AlertOutbox(lambda alert, channels: (sent.append((alert, channels)), ())[1], background=False,
                         spool=AlertSpool(directory))
-    assert later.recover() == 1
+    assert later.recover((WEBHOOK, EMAIL)) == 1
     assert later.flush() == 0
     assert sent == [(ALERT, (WEBHOOK, EMAIL))]  # the same alert id: its claims decide, nothing sends twice
     assert AlertSpool(directory).load() == []
+
+
+def test_a_recovered_alert_goes_only_to_the_channels_still_configured(tmp_path) -> None:
+    spool = AlertSpool(str(tmp_path))
+    spool.save(ALERT, (WEBHOOK, EMAIL))
+    spool.save(replace(ALERT, fingerprint="mail-only"), (EMAIL,))
+    sent: list[tuple[str, tuple[str, ...]]] = []
+    outbox = AlertOutbox(lambda alert, channels: (sent.append((alert.fingerprint, channels)), ())[1],
+                         background=False, spool=spool)
+    assert outbox.recover((WEBHOOK,)) == 1  # e-mail is no longer configured
+    outbox.flush()
+    assert sent == [(ALERT.fingerprint, (WEBHOOK,))]
+    assert spool.load() == []  # the e-mail-only alert is not kept for a channel that is gone
 
 
 def test_the_spool_is_bounded_private_and_never_named_after_error_text(tmp_path) -> None:
