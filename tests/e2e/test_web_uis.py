@@ -158,17 +158,17 @@ def test_prometheus_graphs_http_requests_total(provider: Provider, prometheus: P
 
     tab.goto(f"{prometheus.url}/query?{urlencode(GRAPH)}")
     page = tab.page
-    rows = page.locator(".uplot .u-legend tr.u-series").filter(has_text=f"{METRIC}{{")
+    rows = page.locator(".uplot .u-legend tr.u-series")  # one per series (no time row: the legend is not live)
     row = rows.filter(has=page.locator(".u-label", has_text=wanted))
     expect(row).to_have_count(1)  # waits for the chart (a range query, then uPlot)
     labels = [label.strip() for label in rows.locator(".u-label").all_inner_texts()]
     assert wanted in labels, f"no legend entry {wanted!r} among {labels} ({tab.where()})"
-    assert all(label.startswith(f"{METRIC}{{") for label in labels), labels
+    assert all(label.startswith(f"{METRIC}{{") for label in labels), f"not only {METRIC} graphed: {labels}"
     assert all('job="app"' in label for label in labels if HEALTH_PATH in label), labels
     tab.screenshot("all-series")
 
-    # Every series drawn: each legend colour is on the canvas. Then, as a person would, a click on the
-    # app's /healthz entry shows that series alone, and its line is there over many columns.
+    # Its legend colour is on the canvas among the others. Then, as a person would, a click on its entry
+    # shows that series alone (every other entry off), and its line is there over many columns.
     marker = row.locator(".u-marker")
     colour = _rgb(marker.evaluate("m => getComputedStyle(m).borderColor"))
     everything = _drawn(tab, colour)
@@ -180,6 +180,10 @@ def test_prometheus_graphs_http_requests_total(provider: Provider, prometheus: P
         expect(others.nth(n)).to_have_class(re.compile(r"\bu-off\b"))
     expect(row).not_to_have_class(re.compile(r"\bu-off\b"))
     alone = _drawn(tab, colour)
+    hidden = {_rgb(css) for css in others.locator(".u-marker").evaluate_all(
+        "markers => markers.map(m => getComputedStyle(m).borderColor)")} - {colour}
+    still_drawn = {rgb: pixels for rgb in hidden if (pixels := _drawn(tab, rgb)["pixels"])}
+    assert not still_drawn, f"series switched off still on the canvas (colour: pixels): {still_drawn} ({tab.where()})"
     assert alone["columns"] >= MIN_LINE_COLUMNS, (
         f"{wanted} alone: its colour {colour} spans {alone['columns']} columns of the "
         f"{alone['width']}x{alone['height']} canvas, at least {MIN_LINE_COLUMNS} expected ({tab.where()})")

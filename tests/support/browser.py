@@ -151,6 +151,7 @@ class Tab:
         """A full-page picture of what the page shows now; ``step`` names an intermediate one."""
         path = SCREENSHOTS / f"{self.name}-{step}.png" if step else self.final_screenshot
         path.parent.mkdir(parents=True, exist_ok=True)
+        self.page.evaluate("window.scrollTo(0, 0)")  # else a fixed header is drawn where the page was scrolled to
         self.page.screenshot(path=str(path), full_page=True)
         return path
 
