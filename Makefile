@@ -66,9 +66,9 @@ test-integration: venv tools ## Integration tests against real PostgreSQL, Redis
 check: venv tools ## Static checks: compose, Prometheus rules (promtool), Alertmanager (amtool), ELK, Grafana; pip-audit of both lock files
 	@$(PYTEST) tests/static
 
-tools: ## Build the pinned Go tools (Prometheus, promtool, Alertmanager, amtool, Jaeger, Mailpit, the collector, checkers) into ~/.cache
+tools: ## Build the pinned Go tools (Prometheus and Mailpit with their web UIs, promtool, Alertmanager, amtool, Jaeger, the collector, checkers) into ~/.cache
 	@tools/build.sh $(GO_TOOLS) || { status=$$?; if [ $$status -eq 3 ] && [ "$${CI:-}" != true ]; then \
-		echo "==> no Go: the tests that need these tools skip"; else exit $$status; fi; }
+		echo "==> no Go (or no Node.js for the web UIs): the tests that need these tools skip"; else exit $$status; fi; }
 
 images: ## Build the compose stack's images from package registries, no image registry needed (tools/images/README.md)
 	@tools/images/build.sh

@@ -46,6 +46,13 @@ def _build(script: Path, tmp_path: Path, *names: str) -> subprocess.CompletedPro
                           timeout=60, check=False)
 
 
+def _built_by_this_recipe(script: Path, tmp_path: Path, name: str) -> None:
+    """Records the current recipe of ``name`` beside its binary, as build.sh does after a build."""
+    recipes = tmp_path / "cache" / "recipes"
+    recipes.mkdir(parents=True, exist_ok=True)
+    (recipes / name).write_text(_build(script, tmp_path, "--recipe", name).stdout)
+
+
 def test_binaries_that_report_the_pins_are_left_alone_without_go(tmp_path: Path) -> None:
     script = _tree(tmp_path)
     bin_dir = tmp_path / "cache" / "bin"
@@ -53,6 +60,8 @@ def test_binaries_that_report_the_pins_are_left_alone_without_go(tmp_path: Path)
     _binary(bin_dir, "jaeger", f"2026/01/01 application version: git-version=v{PINS['JAEGER_VERSION']}\n"
                                f"jaeger version v{PINS['JAEGER_VERSION']}")
     _binary(bin_dir, "mailpit", f"{bin_dir}/mailpit v{PINS['MAILPIT_VERSION']} compiled with go1.26.8 on linux/amd64")
+    _built_by_this_recipe(script, tmp_path, "jaeger")
+    _built_by_this_recipe(script, tmp_path, "mailpit")
     done = _build(script, tmp_path, "jaeger", "mailpit")
     assert done.returncode == 0, done.stderr
     assert f"==> jaeger {PINS['JAEGER_VERSION']}: up to date" in done.stdout
@@ -64,6 +73,7 @@ def test_the_compose_plugin_is_linked_where_docker_looks_unless_one_is_there(tmp
     script = _tree(tmp_path)
     bin_dir = tmp_path / "cache" / "bin"
     _binary(bin_dir, "docker-compose", f"Docker Compose version v{PINS['COMPOSE_VERSION']}")
+    _built_by_this_recipe(script, tmp_path, "docker-compose")
     plugin = tmp_path / ".docker" / "cli-plugins" / "docker-compose"
     if foreign:  # the user's own plugin, say from Docker's packages
         _binary(plugin.parent, "docker-compose", "Docker Compose version v2.99.0")
