@@ -19,6 +19,7 @@ from __future__ import annotations
 import sys
 import time
 
+from sandbox import tools
 from sandbox.common import log_size, tail, wait_ready
 from sandbox.components import Component, app_log_file, docker_only, native
 from sandbox.env import Settings
@@ -132,13 +133,18 @@ def status(s: Settings) -> int:
 
 
 def _install(s: Settings) -> bool:
-    """What the components that do not run yet need before they start; False (and why) when it fails."""
-    for component in native():
-        assert component.runner is not None
-        if component.runner.pid(component.name, s) is not None:
-            continue
+    """What the components that do not run yet need before they start; False (and why) when it fails.
+
+    Their Go programs first, in one run of tools/build.sh, which builds them side by side."""
+    pending = [c for c in native() if c.runner is not None and c.runner.pid(c.name, s) is None]
+    try:
+        tools.ensure([c.go_tool for c in pending if c.go_tool is not None])
+    except Exception as exc:  # a missing toolchain or a failed build: nothing is started
+        print(f"tools: {exc}", file=sys.stderr)
+        return False
+    for component in pending:
         try:
-            component.ensure_installed(s)
+            component.install(s)  # its Go program is built by now
         except Exception as exc:  # a missing program or a failed download: nothing is started
             print(f"{component.name}: {exc}", file=sys.stderr)
             return False

@@ -65,10 +65,28 @@ def _go() -> str | None:
             "(tools/build.sh); install it from Go's own release archives")
 
 
-def _node() -> str | None:
-    if _tools_built() or (shutil.which("node") and shutil.which("npm")):
+MIN_NODE = (20, 19)  # what the Prometheus UI's build tools ask for (tools/build.sh checks it too)
+
+
+def _node_version() -> tuple[int, ...] | None:
+    try:
+        done = subprocess.run(["node", "--version"], capture_output=True, text=True, timeout=10, check=False)  # noqa: S607
+    except (OSError, subprocess.TimeoutExpired):
         return None
-    return "Node.js 20 or newer with npm is needed once, to build the Prometheus and Mailpit web UIs"
+    parts = done.stdout.strip().lstrip("v").split(".")[:2]
+    if done.returncode != 0 or not all(part.isdigit() for part in parts):
+        return None
+    return tuple(int(part) for part in parts)
+
+
+def _node() -> str | None:
+    if _tools_built():
+        return None
+    version = _node_version() if shutil.which("npm") else None
+    if version is not None and version >= MIN_NODE:
+        return None
+    return (f"Node.js {'.'.join(map(str, MIN_NODE))} or newer with npm is needed once, to build the Prometheus "
+            "and Mailpit web UIs")
 
 
 def _maven() -> str | None:

@@ -35,6 +35,8 @@ def path(name: str) -> Path:
 def ensure(names: Iterable[str]) -> None:
     """Build whichever of ``names`` is missing or not the pinned version; print only what it builds."""
     wanted = list(names)
+    if not wanted:
+        return
     process = subprocess.Popen(  # noqa: S603 - our own script, fixed names
         ["bash", str(BUILD_SCRIPT), *wanted], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,  # noqa: S607
         stderr=subprocess.STDOUT, text=True, cwd=ROOT,

@@ -100,9 +100,9 @@ def _distinct_free_ports(count: int) -> list[int]:
     return sorted(ports)
 
 
-def _require_native_programs(env: dict[str, str]) -> None:
+def _require_native_programs() -> None:
     """PostgreSQL, redis-server, Java 21+, Go or the built tools, mvn or the cached Elasticsearch."""
-    check = doctor.check_native_programs(load_settings(environ=env))
+    check = doctor.check_native_programs()
     if check.verdict == "fail":
         if os.environ.get("CI") == "true":
             pytest.fail(f"CI=true, so this may not skip: {check.detail}", pytrace=False)
@@ -120,7 +120,7 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
            "SANDBOX_ENV_FILE": str(tmp_path_factory.mktemp("sandbox-env") / ".env"),
            "SANDBOX_START_TIMEOUT": str(START_TIMEOUT), **{key: str(port) for key, port in ports.items()}}
     try:
-        _require_native_programs(env)
+        _require_native_programs()
         box = Sandbox(env, parent / "state", ports)
         try:
             box.first_up = box.run("up", UP_TIMEOUT)

@@ -427,16 +427,16 @@ def _dependents(left_out: dict[str, str]) -> set[str]:
     return {service for service, reason in left_out.items() if reason.startswith("needs ")}
 
 
-def native_programs_problem(settings: Settings) -> str | None:
+def native_programs_problem() -> str | None:
     """Why the native sandbox cannot start here (`make doctor`'s check of its programs), or None."""
     from sandbox import doctor
 
-    check = doctor.check_native_programs(settings)
+    check = doctor.check_native_programs()
     return None if check.verdict != "fail" else check.detail
 
 
 def _start_native() -> Provider:
-    if problem := native_programs_problem(load_settings()):
+    if problem := native_programs_problem():
         raise ProviderUnavailable(f"the native sandbox lacks programs: {problem}")
     # As root, PostgreSQL and Elasticsearch run as other users, which cannot enter pytest's private
     # temporary directories: the state goes to a world-traversable one, as .sandbox/ in a checkout.

@@ -38,14 +38,17 @@ def test_an_address_in_both_modes_has_one_label_and_one_url_but_elasticsearch(tm
     assert in_compose["elasticsearch"].url == f"http://elastic:{'e' * 32}@127.0.0.1:9200"  # no security natively
 
 
-def test_the_url_table_masks_passwords_and_points_native_builds_at_their_api(tmp_path: Path) -> None:
+def test_the_url_table_masks_passwords_and_points_where_a_person_can_look(tmp_path: Path) -> None:
     s = _settings(tmp_path)
     natively, in_compose = _native(s), _compose(s)
     assert natively["redis"].shown == in_compose["redis"].shown == "redis://:***@127.0.0.1:6379/0"
     assert natively["redis"].url == "redis://:r%2Fr%2F" + "r%2F" * 14 + "@127.0.0.1:6379/0"
     assert in_compose["grafana"].shown == "http://admin:***@127.0.0.1:3000"
-    assert natively["prometheus"].shown.startswith("http://127.0.0.1:9090/api/v1/targets (HTTP API;")
-    assert in_compose["prometheus"].shown == "http://127.0.0.1:9090"  # the real image has its web UI
+    # Both builds of Prometheus and Mailpit have their web UIs; Jaeger's has none natively.
+    assert natively["prometheus"].shown == in_compose["prometheus"].shown == "http://127.0.0.1:9090"
+    assert natively["mailpit"].shown == in_compose["mailpit"].shown == "http://127.0.0.1:8025"
+    assert natively["jaeger"].shown.startswith("http://127.0.0.1:16686/api/services (HTTP API; no web UI natively")
+    assert in_compose["jaeger"].shown == "http://127.0.0.1:16686"
     assert natively["webhook_sink"].shown == in_compose["webhook_sink"].shown == "http://127.0.0.1:9099/messages"
 
 
