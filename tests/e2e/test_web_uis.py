@@ -346,7 +346,7 @@ def test_alertmanager_lists_the_firing_alert(alertmanager_url: str, probe_alert:
     assert not tab.errors, tab.where()
 
 
-def test_mailpit_inbox_lists_the_alert_email_and_opens_it(alertmanager_url: str, mailpit: Mailpit,
+def test_mailpit_inbox_lists_the_alert_email_and_opens_it(provider: Provider, alertmanager_url: str, mailpit: Mailpit,
                                                           probe_alert: ProbeAlert, tab: Tab) -> None:
     require_web_ui(tab, "Mailpit", mailpit.url, "/", MAILPIT_WITHOUT_UI)
     group_wait, _ = Alertmanager(alertmanager_url).group_timing()
@@ -367,7 +367,7 @@ def test_mailpit_inbox_lists_the_alert_email_and_opens_it(alertmanager_url: str,
     expect(view).to_be_visible()
     expect(view.locator("table.messageHeaders tr").filter(has=page.locator("th", has_text="Subject"))
            .locator("td")).to_have_text(subject)
-    expect(view.locator("table.messageHeaders")).to_contain_text("ops@example.test")
+    expect(view.locator("table.messageHeaders")).to_contain_text(provider.settings.alert_email_to)
     body = page.frame_locator("#preview-html")
     expect(body.locator("h2")).to_have_text(subject)
     expect(body.locator("body")).to_contain_text(probe_alert.summary)
