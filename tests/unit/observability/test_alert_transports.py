@@ -22,14 +22,6 @@ from tests.support.alerts import ALERT
 from tests.support.smtp_sink import SmtpSink
 
 
-@pytest.fixture
-def sink():
-    server = WebhookSink().start_background()
-    yield server
-    server.shutdown()
-    server.server_close()
-
-
 def _script(sink: WebhookSink, *answers: dict) -> None:
     requests.post(f"{sink.url}/_script", json=list(answers), timeout=5).raise_for_status()
 

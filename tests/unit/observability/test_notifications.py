@@ -20,16 +20,7 @@ from observability.notifications import (
     register_tasks,
     release_claim,
 )
-from sandbox.webhook_sink import WebhookSink
 from tests.support.alerts import ALERT
-
-
-@pytest.fixture
-def sink():
-    server = WebhookSink().start_background()
-    yield server
-    server.shutdown()
-    server.server_close()
 
 
 def test_backoff_is_bounded_jittered_and_honours_retry_after() -> None:
