@@ -22,9 +22,8 @@ from pathlib import Path
 from sandbox import docker_engine, tools
 from sandbox.common import MissingToolError
 from sandbox.engines import elasticsearch as es
-from sandbox.env import ROOT, parse_env
+from sandbox.env import ROOT, load_settings
 
-_PINS = parse_env((ROOT / ".env.example").read_text())
 _MAKE_TOOLS = [line.split()[0] for line in (ROOT / "tools" / "go-tools.txt").read_text().splitlines()
                if line.strip() and not line.startswith("#") and line.split()[1] == "make"]
 
@@ -61,7 +60,7 @@ def _tools_built() -> bool:
 def _go() -> str | None:
     if _tools_built() or shutil.which("go"):
         return None
-    return (f"Go {_PINS['GO_VERSION']} or newer is needed once, to build {', '.join(_MAKE_TOOLS)} "
+    return (f"Go {load_settings()['GO_VERSION']} or newer is needed once, to build {', '.join(_MAKE_TOOLS)} "
             "(tools/build.sh); install it from Go's own release archives")
 
 
@@ -90,9 +89,10 @@ def _node() -> str | None:
 
 
 def _maven() -> str | None:
-    if es.cached(_PINS["ELASTIC_VERSION"]) or shutil.which("mvn"):
+    version = load_settings().elastic_version
+    if es.cached(version) or shutil.which("mvn"):
         return None
-    return f"`mvn` is needed once, to download Elasticsearch {_PINS['ELASTIC_VERSION']}"
+    return f"`mvn` is needed once, to download Elasticsearch {version}"
 
 
 NEEDS: tuple[Need, ...] = (
@@ -159,11 +159,9 @@ def run(purpose: str, mode: str = "auto") -> int:
 
 
 def chosen_mode(environ: dict[str, str] | None = None) -> str:
-    """MODE= of make, else SANDBOX_MODE of the environment or of .env, else auto (as `up` decides)."""
+    """MODE= of make, else SANDBOX_MODE of the environment or of .env (as `up` decides)."""
     env = os.environ if environ is None else environ
-    env_file = Path(env.get("SANDBOX_ENV_FILE") or ROOT / ".env")
-    saved = parse_env(env_file.read_text()) if env_file.is_file() else {}
-    return env.get("MODE") or env.get("SANDBOX_MODE") or saved.get("SANDBOX_MODE") or "auto"
+    return env.get("MODE") or load_settings(environ=env)["SANDBOX_MODE"] or "auto"
 
 
 def main(argv: Sequence[str]) -> int:
