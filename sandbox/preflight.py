@@ -134,7 +134,10 @@ def install(packages: Sequence[str]) -> bool:
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     for command in (["apt-get", "update", "-qq"],
                     ["apt-get", "install", "-y", "-qq", "--no-install-recommends", *packages]):
-        if subprocess.run(command, env=env, check=False).returncode != 0:  # noqa: S603 - fixed argv, Debian names
+        # dpkg's unpacking chatter is shown only when something went wrong.
+        done = subprocess.run(command, env=env, check=False, capture_output=True, text=True)  # noqa: S603 - fixed argv, Debian names
+        if done.returncode != 0:
+            print(done.stdout + done.stderr, end="", file=sys.stderr)
             print(f"`{' '.join(command)}` failed", file=sys.stderr)
             return False
     return True
