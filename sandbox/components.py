@@ -1,4 +1,4 @@
-"""The sandbox's components as data: ``COMPONENTS`` has one row per component, in start order.
+"""The sandbox's components as data: ``COMPONENTS`` has one row per component, each naming those it starts after.
 
 A row says how the component runs natively (``runner``; None: only in the compose stack), what its
 first start needs (``go_tool``: a program of tools/build.sh built; ``install``: anything else, such as
@@ -52,6 +52,8 @@ class Component:
     install: Callable[[Settings], None] = _nothing
     # Once it is healthy after a start: returns what it did, raises when it failed.
     setup: Callable[[Settings], str] | None = None
+    # The components that must be up (healthy and set up) before it starts; the others start side by side.
+    after: tuple[str, ...] = ()
 
     def ensure_installed(self, s: Settings) -> None:
         """What the first start needs: its Go program built (or found up to date), then ``install``."""
@@ -264,24 +266,28 @@ COMPONENTS: tuple[Component, ...] = (
     Component("redis", "Redis", redis_server.SANDBOX_RUNNER, redis_server.health, ports=("REDIS_PORT",)),
     Component("elasticsearch", "Elasticsearch", es.ElasticsearchRunner(), es.health,
               ports=("ELASTICSEARCH_PORT", "ELASTICSEARCH_TRANSPORT_PORT"), install=es.install, setup=es.provision),
-    # After Elasticsearch's setup (the index template) and before the app: the app's first lines are
-    # shipped too, into indices that have the template's mapping.
+    # After Elasticsearch's setup, so that the first documents land in indices with the template's
+    # mapping. It reads the log file from its start, so the app need not wait for it.
     Component("otelcol", "log shipper (OpenTelemetry Collector)", Spawned(_otelcol_argv, _otelcol_env),
-              _otelcol_health, ports=("OTELCOL_HEALTH_PORT", "OTELCOL_METRICS_PORT"), go_tool="otelcol"),
+              _otelcol_health, ports=("OTELCOL_HEALTH_PORT", "OTELCOL_METRICS_PORT"), go_tool="otelcol",
+              after=("elasticsearch",)),
     Component("jaeger", "Jaeger", Spawned(_jaeger_argv, _jaeger_env), _jaeger_health,
               ports=("JAEGER_UI_PORT", "JAEGER_QUERY_GRPC_PORT", "JAEGER_OTLP_GRPC_PORT", "JAEGER_OTLP_HTTP_PORT",
                      "JAEGER_HEALTH_PORT", "JAEGER_METRICS_PORT"), go_tool="jaeger"),
     Component("mailpit", "Mailpit", Spawned(_mailpit_argv, _mailpit_env, prepare=_mailpit_prepare), _mailpit_health,
               ports=("MAILPIT_UI_PORT", "SMTP_PORT"), go_tool="mailpit"),
     Component("webhook_sink", "webhook sink", Spawned(_sink_argv), _sink_health, ports=("WEBHOOK_SINK_PORT",)),
+    # Jaeger first, so that the first requests' spans are not dropped.
     Component("app", "app (gunicorn)", Spawned(_app_argv, _app_env, _app_dir, _app_prepare), _app_health,
-              ports=("APP_PORT", "APP_METRICS_PORT")),
+              ports=("APP_PORT", "APP_METRICS_PORT"), after=("postgres", "redis", "jaeger")),
     Component("worker", "Celery worker", Spawned(_worker_argv, _worker_env, _app_dir, _worker_prepare),
-              _worker_health, ports=("WORKER_METRICS_PORT",)),
+              _worker_health, ports=("WORKER_METRICS_PORT",), after=("postgres", "redis", "jaeger")),
     Component("alertmanager", "Alertmanager", Spawned(_alertmanager_argv, prepare=_alertmanager_prepare),
               _alertmanager_health, ports=("ALERTMANAGER_PORT",), go_tool="alertmanager"),
+    # Last, so that its first scrapes find every target up and no TargetDown starts pending.
     Component("prometheus", "Prometheus", Spawned(_prometheus_argv, prepare=_prometheus_prepare), _prometheus_health,
-              ports=("PROMETHEUS_PORT",), go_tool="prometheus"),
+              ports=("PROMETHEUS_PORT",), go_tool="prometheus",
+              after=("app", "worker", "alertmanager", "jaeger")),
     # Only in the compose stack:
     Component("filebeat", "Filebeat"),
     Component("logstash", "Logstash"),
@@ -291,7 +297,7 @@ COMPONENTS: tuple[Component, ...] = (
 
 
 def native() -> list[Component]:
-    """The components that run natively, in start order."""
+    """The components that run natively, each after those it names in ``after``."""
     return [c for c in COMPONENTS if c.runner is not None]
 
 

@@ -1,8 +1,10 @@
-"""`up` of the native sandbox with stand-in components: installs first, setup after health, the record."""
+"""`up` of the native sandbox with stand-in components: installs first, setup after health, each
+component after those it names, the independent ones side by side, the record."""
 
 from __future__ import annotations
 
 import json
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -44,7 +46,7 @@ def _settings(tmp_path: Path) -> Settings:
 
 
 def _component(name: str, runner: FakeRunner, events: list[str], *, install_error: Exception | None = None,
-               setup_error: Exception | None = None) -> Component:
+               setup_error: Exception | None = None, after: tuple[str, ...] = ()) -> Component:
     def install(_s: Settings) -> None:
         events.append(f"install {name}")
         if install_error is not None:
@@ -56,7 +58,7 @@ def _component(name: str, runner: FakeRunner, events: list[str], *, install_erro
             raise setup_error
         return "set up"
 
-    return Component(name, name, runner, health=lambda _s: None, install=install, setup=setup)
+    return Component(name, name, runner, health=lambda _s: None, install=install, setup=setup, after=after)
 
 
 def _endpoints(_s: Settings, components: list[str]) -> list[Endpoint]:
@@ -68,13 +70,14 @@ def test_installs_come_before_any_start_and_setup_after_health(tmp_path: Path, m
                                                                capsys: pytest.CaptureFixture[str]) -> None:
     events: list[str] = []
     runner = FakeRunner(events)
-    monkeypatch.setattr(native, "native", lambda: [_component("a", runner, events), _component("b", runner, events)])
+    monkeypatch.setattr(native, "native",
+                        lambda: [_component("a", runner, events), _component("b", runner, events, after=("a",))])
     monkeypatch.setattr(native, "native_endpoints", _endpoints)
     s = _settings(tmp_path)
     assert native.up(s) == 0
     assert events == ["install a", "install b", "start a", "setup a", "start b", "setup b"]
     out = capsys.readouterr().out
-    assert "setting up a ... done in" in out
+    assert "a ready in " in out and "a set up in " in out
     record = json.loads((s.state_dir / "endpoints.json").read_text())
     assert record == {"mode": "native", "a": "http://127.0.0.1/a", "b": "http://127.0.0.1/b",
                       "app_log_file": str(s.logs_dir.absolute() / "app.jsonl")}
@@ -82,6 +85,34 @@ def test_installs_come_before_any_start_and_setup_after_health(tmp_path: Path, m
     events.clear()
     assert native.up(s) == 0  # running and healthy: neither installed, nor started, nor set up again
     assert events == []
+
+
+class MeetingRunner(FakeRunner):
+    """A runner whose ``a`` starts only once ``b`` has started: only side-by-side starts get through."""
+
+    def __init__(self, events: list[str]) -> None:
+        super().__init__(events)
+        self.b_started = threading.Event()
+
+    def start(self, name: str, s: Settings) -> Started:
+        if name == "b":
+            self.b_started.set()
+        elif name == "a" and not self.b_started.wait(timeout=5):
+            raise RuntimeError("b did not start while a was starting")
+        return super().start(name, s)
+
+
+def test_independent_components_start_side_by_side_and_dependents_after(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    events: list[str] = []
+    runner = MeetingRunner(events)
+    components = [_component("a", runner, events), _component("b", runner, events),
+                  _component("c", runner, events, after=("a", "b"))]
+    monkeypatch.setattr(native, "native", lambda: components)
+    monkeypatch.setattr(native, "native_endpoints", _endpoints)
+    assert native.up(_settings(tmp_path)) == 0
+    assert events[-2:] == ["start c", "setup c"]  # after both a and b were up and set up
+    assert {"setup a", "setup b"} <= set(events[:-2])
 
 
 def test_a_failed_install_starts_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
@@ -100,12 +131,13 @@ def test_a_failed_setup_stops_its_component_and_ends_up(tmp_path: Path, monkeypa
     events: list[str] = []
     runner = FakeRunner(events)
     failing = _component("a", runner, events, setup_error=RuntimeError("provision.py failed"))
-    monkeypatch.setattr(native, "native", lambda: [failing, _component("b", runner, events)])
+    monkeypatch.setattr(native, "native", lambda: [failing, _component("b", runner, events, after=("a",))])
     s = _settings(tmp_path)
     assert native.up(s) == 1
     assert events == ["install a", "install b", "start a", "setup a", "stop a"]
     captured = capsys.readouterr()
-    assert "setting up a ... FAILED" in captured.out and "a: provision.py failed" in captured.err
+    assert "setting up a FAILED" in captured.out and "a: provision.py failed" in captured.err
+    assert "b: not started, as a did not come up" in captured.err
     assert not (s.state_dir / "endpoints.json").exists()
 
 

@@ -15,10 +15,12 @@ PROGRAM_OF = {**TEST_ONLY_PROGRAMS, "maven": "mvn", "redis-server": "redis-serve
 
 @pytest.fixture
 def bare_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A PATH with nothing on it but what a test puts there."""
+    """A PATH with nothing on it but what a test puts there, on a machine whose Go tools are built
+    (Go and Node.js are needed only until they are: see the test of that below)."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     monkeypatch.setenv("PATH", str(bin_dir))
+    monkeypatch.setattr(preflight, "_tools_built", lambda: True)
     return bin_dir
 
 
@@ -75,3 +77,12 @@ def test_the_mode_comes_from_make_then_the_environment_then_env_file(tmp_path: P
     assert preflight.chosen_mode({"SANDBOX_ENV_FILE": str(env_file), "SANDBOX_MODE": "compose"}) == "compose"
     assert preflight.chosen_mode({"SANDBOX_ENV_FILE": str(env_file), "MODE": "auto"}) == "auto"
     assert preflight.chosen_mode({"SANDBOX_ENV_FILE": str(tmp_path / "none")}) == "auto"
+
+
+def test_go_and_node_are_named_until_the_tools_are_built(bare_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _put(bare_path, "redis-server", "mvn")
+    assert not [need for need, _ in preflight.missing("up") if need.name.startswith(("Go ", "Node.js"))]
+    monkeypatch.setattr(preflight, "_tools_built", lambda: False)
+    unbuilt = {need.name: (need.package, why) for need, why in preflight.missing("up")}
+    assert unbuilt["Go (the pinned tools)"][0] is None and "Go 1.26 or newer" in unbuilt["Go (the pinned tools)"][1]
+    assert unbuilt["Node.js and npm (the web UIs)"][0] is None  # not Debian's: too old for the UI's build
