@@ -91,7 +91,7 @@ class Settings:
     env_file: Path
 
     # Seconds each native component gets to become healthy.
-    start_timeout = _Key("SANDBOX_START_TIMEOUT", float, "60")
+    start_timeout = _Key("SANDBOX_START_TIMEOUT", float, "180")
     # The sandbox's shortcuts (README: The sandbox's shortcuts), as .env writes them.
     scrape_interval = _Key("SANDBOX_SCRAPE_INTERVAL", str)
     alert_for = _Key("SANDBOX_ALERT_FOR", str)

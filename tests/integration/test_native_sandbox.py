@@ -44,7 +44,7 @@ ROOT = Path(__file__).resolve().parents[2]
 COMPONENTS = [component.name for component in native()]
 # Every port a native component listens on, Elasticsearch's transport and Jaeger's unpublished ones included.
 PORT_KEYS = tuple(key for component in native() for key in component.ports)
-START_TIMEOUT = 60  # per component, inside `up`
+START_TIMEOUT = 180  # per component, inside `up` (they start side by side)
 UP_TIMEOUT = 420  # all of them, and Elasticsearch's download when it is not cached yet
 DOWN_TIMEOUT = 25 * len(COMPONENTS)  # at most 20 s of SIGTERM grace per component, then SIGKILL
 WAIT = 30.0  # for a signal to cross the stack: a scrape, a span export, an alert's group_wait

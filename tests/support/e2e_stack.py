@@ -90,7 +90,7 @@ PROVIDERS = ("compose", "native")
 # The first native start on a machine also downloads Elasticsearch (up to 15 minutes allowed there).
 NATIVE_UP_TIMEOUT = 1500
 DOWN_TIMEOUT = 300
-NATIVE_START_TIMEOUT = "120"  # seconds per component inside `up` (Elasticsearch's JVM is the slow one)
+NATIVE_START_TIMEOUT = "180"  # seconds per component inside `up` (Elasticsearch's JVM is the slow one)
 
 
 class ProviderError(RuntimeError):

@@ -115,7 +115,7 @@ def test_typed_settings_parse_their_key_once_with_its_default(tmp_path: Path) ->
     settings = load_settings(tmp_path, {"APP_PORT": "8200", "POSTGRES_PASSWORD": "p"})
     assert settings.app_port == 8200
     assert settings.postgres_password == "p"
-    assert settings.start_timeout == 60.0  # empty in .env: the default
+    assert settings.start_timeout == 180.0  # empty in .env: the default
     assert settings.postgres_version == ""  # empty: the newest PostgreSQL installed
     assert load_settings(tmp_path, {"SANDBOX_START_TIMEOUT": "2.5"}).start_timeout == 2.5
 
