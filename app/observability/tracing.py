@@ -9,6 +9,8 @@ thread, so an unreachable collector drops spans instead of slowing or failing re
 
 from __future__ import annotations
 
+import socket
+import uuid
 from collections.abc import Sequence
 from typing import Any
 
@@ -106,6 +108,24 @@ def instrument_libraries(config: ObservabilityConfig, app: Any = None, engine: A
             instrumentor.instrument()
 
 
+def process_resource(config: ObservabilityConfig) -> Resource:
+    """The resource of this process's spans: the service, and which of its copies sent them.
+
+    `host.name` is the machine's (a container's) name, as the log records' `service.node.name` has it,
+    so that a replica's traces and records can be matched; `service.instance.id` is new for every
+    process (a gunicorn worker, a Celery worker), as the semantic conventions ask of it: unique among
+    the copies of one service, whichever replica or worker they are.
+    """
+    return Resource.create({
+        "service.name": config.service_name,
+        "service.namespace": config.service_namespace,
+        "service.version": config.service_version,
+        "deployment.environment.name": config.environment,
+        "host.name": socket.gethostname(),
+        "service.instance.id": str(uuid.uuid4()),
+    })
+
+
 def start_provider(config: ObservabilityConfig, exporter: SpanExporter | None = None) -> TracerProvider:
     """Creates this process's provider and exporter thread; call once per process, after fork.
 
@@ -115,12 +135,7 @@ def start_provider(config: ObservabilityConfig, exporter: SpanExporter | None = 
     installed = trace.get_tracer_provider()
     if isinstance(installed, TracerProvider):
         return installed
-    resource = Resource.create({
-        "service.name": config.service_name,
-        "service.namespace": config.service_namespace,
-        "service.version": config.service_version,
-        "deployment.environment.name": config.environment,
-    })
+    resource = process_resource(config)
     sampler = build_sampler(config.traces_sampler, config.traces_sampler_arg, config.access_log_excluded_paths)
     provider = TracerProvider(resource=resource, sampler=sampler)
     for logger_name in _EXPORT_FAILURE_LOGGERS:

@@ -1,11 +1,15 @@
 from __future__ import annotations
 
+import socket
+import uuid
+
 import pytest
 from opentelemetry import trace
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON, Decision, ParentBased, TraceIdRatioBased
 from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, TraceFlags
 
-from observability.tracing import SkipPaths, build_sampler
+from observability.config import ObservabilityConfig
+from observability.tracing import SkipPaths, build_sampler, process_resource
 from tests.support.demo_app import build_demo_app
 
 
@@ -121,3 +125,14 @@ def test_an_unreachable_collector_is_logged_once_per_interval_not_per_batch() ->
     assert measured["exports"] >= 3, measured  # several batches failed ...
     records = measured["records"]
     assert records and all(count == 1 for count in records.values()), measured  # ... each message said once
+
+
+def test_the_resource_names_the_host_and_a_new_instance_per_process() -> None:
+    """Replicas are told apart by host.name (the container's name, as in the log records), each process
+    by its own service.instance.id."""
+    config = ObservabilityConfig(service_name="svc", service_namespace="ns")
+    first, second = process_resource(config), process_resource(config)
+    assert first.attributes["host.name"] == socket.gethostname()
+    assert first.attributes["service.name"] == "svc" and first.attributes["service.namespace"] == "ns"
+    ids = {first.attributes["service.instance.id"], second.attributes["service.instance.id"]}
+    assert len(ids) == 2 and all(uuid.UUID(str(i)).version == 4 for i in ids)
