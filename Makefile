@@ -10,6 +10,8 @@ UV_VERSION := $(shell sed -n 's/^UV_VERSION=//p' .env.example)
 PYTEST := $(BIN)/python -m pytest
 # The pinned Go programs the tests and the native sandbox use (tools/build.sh; cached outside the repo).
 GO_TOOLS := $(shell awk '!/^\#/ && $$2 == "make" { print $$1 }' tools/go-tools.txt)
+# Those only the static checks use (helm, kubecheck): built by `make tools` too, never by `make up`.
+CHECK_TOOLS := $(shell awk '!/^\#/ && $$2 == "check" { print $$1 }' tools/go-tools.txt)
 
 .PHONY: help up down status ps logs doctor test preflight-up preflight-test test-unit test-integration lint check tools images dashboards lock clean bench
 
@@ -63,11 +65,11 @@ test-unit: venv ## Unit tests only (no external services)
 test-integration: venv tools ## Integration tests against real PostgreSQL, Redis, Celery, gunicorn, Alertmanager
 	@$(PYTEST) tests/integration
 
-check: venv tools ## Static checks: compose, Prometheus rules (promtool), Alertmanager (amtool), ELK, Grafana; pip-audit of both lock files
+check: venv tools ## Static checks: compose, Prometheus rules (promtool), Alertmanager (amtool), ELK, Grafana, the Helm chart's objects (kubecheck); pip-audit of both lock files
 	@$(PYTEST) tests/static
 
-tools: ## Build the pinned Go tools (Prometheus and Mailpit with their web UIs, promtool, Alertmanager, amtool, Jaeger, the collector, checkers) into ~/.cache
-	@tools/build.sh $(GO_TOOLS) || { status=$$?; if [ $$status -eq 3 ] && [ "$${CI:-}" != true ]; then \
+tools: ## Build the pinned Go tools (Prometheus and Mailpit with their web UIs, promtool, Alertmanager, amtool, Jaeger, the collector, Helm, checkers) into ~/.cache
+	@tools/build.sh $(GO_TOOLS) $(CHECK_TOOLS) || { status=$$?; if [ $$status -eq 3 ] && [ "$${CI:-}" != true ]; then \
 		echo "==> no Go (or no Node.js for the web UIs): the tests that need these tools skip"; else exit $$status; fi; }
 
 images: ## Build the compose stack's images from package registries, no image registry needed (tools/images/README.md)

@@ -9,9 +9,9 @@
 #        tools/build.sh --recipe NAME    (the digest of NAME's recipe; see "Up to date" below)
 #
 # The pins live in .env.example (PROMETHEUS_VERSION, ALERTMANAGER_VERSION, JAEGER_VERSION,
-# MAILPIT_VERSION, NODE_EXPORTER_VERSION, OTELCOL_VERSION, COMPOSE_VERSION, and PNPM_VERSION for
-# Prometheus's UI). The go.mod files must select the same module versions; if they do not, the script
-# stops.
+# MAILPIT_VERSION, NODE_EXPORTER_VERSION, OTELCOL_VERSION, COMPOSE_VERSION, HELM_VERSION, PNPM_VERSION
+# for Prometheus's UI, and PROMETHEUS_OPERATOR_VERSION and ECK_VERSION for the CRDs kubecheck embeds).
+# The go.mod files must select the same module versions; if they do not, the script stops.
 #
 # Up to date: a binary is left alone when it reports the pinned version and the cache's recipes/<name>
 # holds the digest of the recipe that built it: its version, build tags and flags, and for a web UI
@@ -23,7 +23,8 @@
 # a pipe: a line when a build starts, a summary every 30 s and a line when it ends):
 #   1. downloading modules: `go list -deps` of its packages, which fetches exactly the modules they
 #      import into Go's module cache, and for the programs built in a writable copy of their module
-#      (Prometheus, Mailpit, the compose plugin) that copy, in <cache>/src. Every job downloads at
+#      (Prometheus, Mailpit, the compose plugin) that copy, in <cache>/src; for kubecheck a copy of
+#      tools/kubecheck with the operators' CRDs from their modules beside it. Every job downloads at
 #      once; what was fetched stays, so a retry after a network failure resumes.
 #   2. installing npm packages, then building UI (Prometheus and Mailpit): the UI's locked packages,
 #      the few versions the npm registry here does not serve replaced, then the UI's own build. Its
@@ -57,7 +58,7 @@ mapfile -t programs < <(awk '!/^#/ && NF { print $1 }' "$tools_dir/go-tools.txt"
 [[ ${#programs[@]} -gt 0 ]] || { echo "tools/build.sh: no program names in $tools_dir/go-tools.txt" >&2; exit 1; }
 known="${programs[*]}"
 # The order in which waiting builds get a core: the longest first, so that the short ones fill the gaps.
-longest_first="jaeger otelcol prometheus docker-compose mailpit alertmanager node_exporter promql-names compose-check"
+longest_first="jaeger otelcol prometheus docker-compose helm kubecheck mailpit alertmanager node_exporter promql-names compose-check"
 
 die() { echo "tools/build.sh: $*" >&2; exit 1; }
 
@@ -89,7 +90,7 @@ source_digest() { # short digest of the files a program of our own is built from
 reported_version() { # BINARY: its version output; Mailpit has a command for it, not a flag
     case ${1##*/} in
         mailpit) "$1" version --no-release-check 2>&1 ;; # without the option it asks GitHub
-        docker-compose) "$1" version 2>&1 ;;
+        docker-compose | helm) "$1" version 2>&1 ;;
         *) "$1" --version 2>&1 ;; # jaeger logs a line before its version
     esac
 }
@@ -117,6 +118,9 @@ mailpit_version=$(pin MAILPIT_VERSION)
 node_exporter_version=$(pin NODE_EXPORTER_VERSION)
 compose_version=$(pin COMPOSE_VERSION)
 otelcol_version=$(pin OTELCOL_VERSION)
+helm_version=$(pin HELM_VERSION)
+prometheus_operator_version=$(pin PROMETHEUS_OPERATOR_VERSION)
+eck_version=$(pin ECK_VERSION)
 pnpm_version=$(pin PNPM_VERSION)
 # Prometheus 3.x.y is published as Go module version v0.3xx.y (3.16.0 -> v0.316.0).
 IFS=. read -r major minor patch <<<"$prometheus_version"
@@ -131,6 +135,7 @@ jaeger_module_version="v1.$((63 + minor)).$patch"
 check_pin jaeger github.com/jaegertracing/jaeger "$jaeger_module_version" JAEGER_VERSION
 check_pin mailpit github.com/axllent/mailpit "v$mailpit_version" MAILPIT_VERSION
 check_pin node-exporter github.com/prometheus/node_exporter "v$node_exporter_version" NODE_EXPORTER_VERSION
+check_pin helm helm.sh/helm/v4 "v$helm_version" HELM_VERSION
 check_pin otelcol go.opentelemetry.io/collector/otelcol "v$otelcol_version" OTELCOL_VERSION \
     "in tools/otelcol, 'go get' each module main.go imports at that release (and the stable ones at theirs), then 'go mod tidy'."
 
@@ -144,9 +149,10 @@ common_ldflags="-s -w"
 pv=github.com/prometheus/common/version
 
 recipe() { # NAME: sets how NAME is built. group: the programs built by one `go build`; build_in:
-    # tools/<module_dir>, or a writable copy of module copy_of; ui: the web UI its binary embeds.
+    # tools/<module_dir>, or a writable copy of module copy_of, or with crds set a copy of
+    # tools/<module_dir> with the operators' CRDs in it; ui: the web UI its binary embeds.
     local main_version_flag="" revision branch
-    group=$1 copy_of="" ui="" tags=netgo version_line=""
+    group=$1 copy_of="" ui="" crds="" tags=netgo version_line=""
     case $1 in
         prometheus | promtool)
             # In the module's copy, where the UI's assets go (-tags builtinassets). Service discovery:
@@ -201,6 +207,21 @@ recipe() { # NAME: sets how NAME is built. group: the programs built by one `go 
                 "$tools_dir"/otelcol/go.sum)"
             revision=$version branch=local main_version_flag=" -X main.version=$version"
             version_line="otelcol version $version" ;;
+        helm)
+            # What renders deploy/helm's chart for tests/static (`helm template`: no cluster needed).
+            # `helm version` prints the version the -X sets; the module's own says only "v4.3".
+            module_dir=helm package=helm.sh/helm/v4/cmd/helm
+            version=$helm_version revision=v$helm_version branch=v$helm_version
+            main_version_flag=" -X helm.sh/helm/v4/internal/version.version=v$version"
+            version_line="Version:\"v$version\"" ;;
+        kubecheck)
+            # Our own program (the rendered Kubernetes objects' checker for tests/static): versioned by
+            # its source and the operator releases whose CRDs it embeds (kubecheck_crds), which the
+            # build copies into crds/ of a copy of tools/kubecheck; it reads main.version.
+            module_dir=kubecheck package=. crds=kubecheck_crds
+            version="src.$(source_digest "$tools_dir"/kubecheck/*.go "$tools_dir"/kubecheck/go.mod \
+                "$tools_dir"/kubecheck/go.sum)+prometheus-operator.$prometheus_operator_version+eck.$eck_version"
+            revision=$version branch=local main_version_flag=" -X main.version=$version" ;;
         docker-compose)
             # Its own module, built as the main module in a copy: compose's go.mod has exclude
             # directives, which `go install` refuses. No tools/ module pins it: COMPOSE_VERSION does.
@@ -228,7 +249,8 @@ ui_recipe() { # UI: what makes that UI (its steps and pins), for the recipe's di
 recipe_digest() { # NAME, after `recipe NAME`: what its binary in the cache must have been built by
     { printf '%s\n' "$1" "$version_line" "$module_dir" "$copy_of" "$package" "$tags" "$ldflags" \
           "CGO_ENABLED=$CGO_ENABLED GOWORK=$GOWORK ${go_build_flags[*]}"
-      ui_recipe "$ui"; } | sha256 | cut -c1-16
+      ui_recipe "$ui"
+      [[ -z $crds ]] || declare -f "$crds" copy_crds; } | sha256 | cut -c1-16
 }
 
 is_current() { # NAME, after `recipe NAME`
@@ -319,6 +341,39 @@ use_pnpm() { # in a UI step's subshell: the pinned pnpm first on PATH (web/ui's 
     # its caches and state in the tools cache (XDG_* would move Go's cache too: never set for go)
     export PATH="$node_dir/pnpm-$pnpm_version/bin:$PATH" XDG_CACHE_HOME="$node_dir/cache" \
         XDG_DATA_HOME="$node_dir/data" XDG_STATE_HOME="$node_dir/state"
+}
+
+# --- the CRDs kubecheck embeds (copied into its build copy, by its job) ------------------------------
+
+kubecheck_crds() { # operator MODULE VERSION FILES...: where each operator's CustomResourceDefinitions are
+    # in its own module. The Prometheus Operator's main module is served at 0.85.0 only here (its
+    # pkg/apis module, newer, has the Go types but no CRD files).
+    echo "prometheus-operator github.com/prometheus-operator/prometheus-operator v$prometheus_operator_version" \
+         "example/prometheus-operator-crd/*.yaml"
+    echo "eck github.com/elastic/cloud-on-k8s/v3 v$eck_version config/crds/v1/all-crds.yaml"
+}
+
+copy_crds() { # into $work/crds/<operator>/: the files "$crds" names, from the operators' modules
+    local operator module module_version files dir
+    while read -r operator module module_version files; do
+        dir=$(cd "$tools_dir" && go mod download -json "$module@$module_version")
+        dir=$(sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p' <<<"$dir")
+        [[ -n $dir ]] || { echo "go mod download $module@$module_version named no directory"; return 1; }
+        mkdir -p "$work.tmp/crds/$operator"
+        (cd "$dir" && cp $files "$work.tmp/crds/$operator/") # $files: globs, expanded here
+    done < <("$crds")
+    chmod -R u+w "$work.tmp/crds"
+}
+
+crd_copy() { # tools/<module_dir> with the operators' CRDs, in a writable copy at $work
+    local marker
+    marker="$version $(declare -f "$crds" copy_crds | sha256 | cut -c1-16)"
+    [[ $(cat "$work/.obs-copy" 2>/dev/null) != "$marker" ]] || return 0
+    rm -rf "$work" "$work.tmp"
+    cp -R "$tools_dir/$module_dir" "$work.tmp"
+    copy_crds
+    echo "$marker" > "$work.tmp/.obs-copy"
+    mv "$work.tmp" "$work"
 }
 
 # --- --recipe -------------------------------------------------------------------------------------
@@ -468,6 +523,7 @@ fetch_copy() { # the module copy_of at the group's version, in a writable copy a
 
 download_modules() {
     if [[ -n $copy_of ]]; then fetch_copy; fi
+    if [[ -n $crds ]]; then crd_copy; fi
     cd "$build_in"
     go list -deps -tags "$tags" "${packages[@]}" > /dev/null
 }
@@ -539,7 +595,7 @@ build_group() { # GROUP NAME...: a background job; its output goes to the group'
     [[ -z $ui ]] || ui_digest=$(ui_recipe "$ui" | sha256 | cut -c1-16)
     recipe "${names[0]}"
     work="$src_dir/$group-$version" build_in="$tools_dir/$module_dir"
-    [[ -z $copy_of ]] || build_in=$work
+    [[ -z $copy_of && -z $crds ]] || build_in=$work
 
     step "downloading modules" "modules" download_modules
     ui=$needs_ui
@@ -631,7 +687,7 @@ if [[ -t 1 && ${TERM:-dumb} != dumb ]]; then
 else
     # Into a pipe: a line when each build starts and ends, and every 30 s what the running ones do.
     for name in "${stale[@]}"; do
-        echo "==> ${title[$name]}: building from $(recipe "$name"; echo "${copy_of:+a copy of }${copy_of:-tools/$module_dir}") ..." \
+        echo "==> ${title[$name]}: building from $(recipe "$name"; echo "${copy_of:+a copy of }${copy_of:-tools/$module_dir}${crds:+ with the operator CRDs}") ..." \
              "(log: $log_dir/${grp[$name]}.log)"
     done
     last=$EPOCHSECONDS

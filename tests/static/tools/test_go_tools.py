@@ -43,6 +43,17 @@ def test_make_tools_builds_the_programs_marked_make() -> None:
     assert line[1].split() == [name for name, built_by in _listed().items() if built_by == "make"]
 
 
+def test_make_tools_builds_the_programs_marked_check_too_and_make_up_none_of_them() -> None:
+    database = subprocess.run(["make", "--no-print-directory", "-pn", "help"], cwd=ROOT, capture_output=True,
+                              text=True, timeout=60, check=False).stdout
+    line = re.search(r"^CHECK_TOOLS := (.*)$", database, re.MULTILINE)
+    assert line is not None
+    marked_check = [name for name, built_by in _listed().items() if built_by == "check"]
+    assert marked_check and line[1].split() == marked_check
+    assert re.search(r"^\t@tools/build.sh \$\(GO_TOOLS\) \$\(CHECK_TOOLS\) ", database, re.MULTILINE)
+    assert not set(marked_check) & set(go_tools())
+
+
 def test_make_tools_builds_every_program_the_native_sandbox_runs() -> None:
     built_by_make = {name for name, built_by in _listed().items() if built_by == "make"}
     assert go_tools()
