@@ -7,6 +7,8 @@ Prometheus (``.sandbox/prometheus/``, the tree prometheus/README.md describes):
                         Prometheus requires); every other line as it is
     rules/*.yml         prometheus/rules through prometheus/override_for.py with SANDBOX_ALERT_FOR
     targets/<job>.yml   127.0.0.1 and the ports of .env; [] for a job that does not run natively
+    scrape/<job>.yml    the jobs compose finds by DNS (prometheus/scrape/compose/), here one process
+                        each, read from its targets/<job>.yml
     data/               the TSDB
 
 Alertmanager (``.sandbox/alertmanager/``): ``config/`` rendered by ``sh alertmanager/render.sh``
@@ -93,6 +95,22 @@ def target_files(config: str) -> dict[str, str]:
     return files
 
 
+def replicated_jobs(root: Path) -> list[str]:
+    """The jobs prometheus.yml leaves to each mode (its scrape_config_files): those compose brings in
+    prometheus/scrape/compose/, which the native sandbox writes again under the same names."""
+    jobs: list[str] = []
+    for path in sorted((root / "prometheus" / "scrape" / "compose").glob("*.yml")):
+        jobs += [job["job_name"] for job in (yaml.safe_load(path.read_text()) or {}).get("scrape_configs") or []]
+    return jobs
+
+
+def native_scrape_job(job: str) -> str:
+    """A replicated job as the native sandbox runs it: one process, its address in targets/<job>.yml
+    (the path is relative to scrape/, where this file goes)."""
+    return (f"# Written by the native sandbox: the `{job}` job, one process (compose finds its replicas by DNS).\n"
+            f"scrape_configs:\n  - job_name: {job}\n    file_sd_configs:\n      - files: [../targets/{job}.yml]\n")
+
+
 def write_sandbox_prometheus(s: Settings, home: Path) -> Path:
     """prometheus.yml with the sandbox's interval and rules/ with its shortened `for`s, under ``home``
     (both modes use them); returns the path of prometheus.yml."""
@@ -115,6 +133,10 @@ def write_prometheus_config(s: Settings, home: Path) -> Path:
     """The native configuration tree under ``home``; returns the path of its prometheus.yml."""
     config = write_sandbox_prometheus(s, home)
     files = target_files((s.root / "prometheus" / "prometheus.yml").read_text())
+    for job in replicated_jobs(s.root):
+        files[job] = f"targets/{job}.yml"
+        (home / "scrape").mkdir(exist_ok=True)
+        (home / "scrape" / f"{job}.yml").write_text(native_scrape_job(job))
     if unknown := sorted(set(files) - set(TARGET_PORTS)):
         raise ValueError(f"prometheus.yml has jobs the native sandbox has no target for: {', '.join(unknown)}")
     for job, relative in files.items():

@@ -33,6 +33,7 @@ from urllib.parse import urlencode
 import pytest
 import yaml
 
+from sandbox import docker_engine
 from sandbox.env import ROOT
 from tests.support.browser import Chromium, Tab, chromium_problem, expect, web_ui_problem
 from tests.support.e2e_app import hammer
@@ -199,23 +200,45 @@ def test_prometheus_graphs_http_requests_total(provider: Provider, prometheus: P
 def configured_targets(provider: Provider) -> dict[str, list[str]]:
     """Every scrape job of the stack's Prometheus configuration and the targets its files list: the
     native sandbox's own copy (its target files written with the ports of .env), or the repository's
-    file and ``prometheus/targets/compose/`` (mounted as /etc/prometheus/targets) in compose."""
+    file and ``prometheus/targets/compose/`` (mounted as /etc/prometheus/targets) in compose. The jobs
+    of ``scrape/`` come along: natively file-based too, in compose found by DNS, one target per
+    running container of the service (its address on the project's network)."""
     if provider.mode == "native":
         config_file = provider.state_dir / "prometheus" / "prometheus.yml"
-        targets_dir = config_file.parent / "targets"
+        targets_dir, scrape_dir = config_file.parent / "targets", config_file.parent / "scrape"
     else:
         config_file = ROOT / "prometheus" / "prometheus.yml"
         targets_dir = ROOT / "prometheus" / "targets" / "compose"
+        scrape_dir = ROOT / "prometheus" / "scrape" / "compose"
+    config = yaml.safe_load(config_file.read_text())
+    assert config.get("scrape_config_files") == ["scrape/*.yml"], config_file
+    jobs_found = list(config["scrape_configs"])
+    for path in sorted(scrape_dir.glob("*.yml")):
+        jobs_found += yaml.safe_load(path.read_text())["scrape_configs"]
     jobs: dict[str, list[str]] = {}
-    for job in yaml.safe_load(config_file.read_text())["scrape_configs"]:
+    for job in jobs_found:
         found = [target for static in job.get("static_configs", []) for target in static.get("targets", [])]
         for discovery in job.get("file_sd_configs", []):
             for name in discovery["files"]:
-                assert name.startswith("targets/"), f"{config_file}: {name} is not under targets/"
+                assert Path(name).parent.name == "targets", f"{config_file}: {name} is not under targets/"
                 groups = yaml.safe_load((targets_dir / Path(name).name).read_text()) or []
                 found += [target for group in groups for target in group.get("targets", [])]
+        for discovery in job.get("dns_sd_configs", []):
+            found += [f"{address}:{discovery['port']}" for name in discovery["names"]
+                      for address in _container_addresses(provider, name)]
         jobs[job["job_name"]] = found
     return jobs
+
+
+def _container_addresses(provider: Provider, service: str) -> list[str]:
+    """The addresses of a compose service's running containers on the project's network."""
+    ids = provider.compose("ps", "--quiet", service, timeout=60).stdout.split()
+    if not ids:
+        return []
+    inspected = docker_engine.docker("inspect", "--format", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
+                                     *ids)
+    assert inspected is not None, f"docker inspect of {service}'s containers failed"
+    return inspected.split()
 
 
 def _all_scraped(prometheus: Prometheus) -> list[dict[str, Any]]:

@@ -210,7 +210,7 @@ if [[ ${#shipped_cas[@]} -gt 0 ]]; then
 fi
 # Every tag and version up front: a compose file or .env.example this script cannot read stops it here.
 declare -A tag
-for service in app postgres redis prometheus alertmanager node-exporter jaeger mailpit loadgen; do
+for service in app app-lb postgres redis prometheus alertmanager node-exporter jaeger mailpit loadgen; do
     tag[$service]=$(compose_image docker-compose.yml "$service")
 done
 tag[otel-collector]=$(compose_image extensions/otel-collector/docker-compose.otel-collector.yml otel-collector)
@@ -224,6 +224,7 @@ recipe_image "$python" python "DEBIAN_IMAGE=$debian_bookworm" -- "$local_cas"
 app_image "${tag[app]}"
 recipe_image "${tag[postgres]}" postgres "DEBIAN_IMAGE=$debian_trixie" "PG_MAJOR=$postgres_major"
 recipe_image "${tag[redis]}" redis "DEBIAN_IMAGE=$debian_trixie"
+recipe_image "${tag[app-lb]}" haproxy "DEBIAN_IMAGE=$debian_trixie"
 go_image "${tag[prometheus]}" prometheus "prometheus promtool"
 go_image "${tag[alertmanager]}" alertmanager "alertmanager amtool"
 go_image "${tag[node-exporter]}" node-exporter node_exporter

@@ -98,6 +98,14 @@ IMAGES: dict[str, Image] = {
         directories={"/data": Directory(999, 1000, 0o755)},
         volumes=frozenset({"/data"}),
     ),
+    "haproxy": Image(
+        programs=frozenset({"haproxy"}) | BUSYBOX,
+        shell=True,
+        source="docker-library/haproxy <version>/alpine/Dockerfile: addgroup --gid 99 and adduser --uid 99 "
+               "haproxy, /var/lib/haproxy owned by it and the working directory, USER haproxy, "
+               "docker-entrypoint.sh runs haproxy -W -db",
+        users={"haproxy": (99, 99)},
+    ),
     # Docker Hub's elasticsearch/logstash/kibana images are built from elastic/dockerfiles (branch per
     # minor, 9.x: redhat/ubi9-minimal). ubi9-minimal ships bash as /bin/sh, curl (curl-minimal: the
     # Dockerfiles' own RUN steps call it without installing it) and grep (Elasticsearch's entrypoint

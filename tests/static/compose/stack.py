@@ -29,6 +29,8 @@ VARIANTS: dict[str, tuple[Path, ...]] = {
 # from extensions/loki). A reference `host:port` to a service must name one of them.
 CONTAINER_PORTS: dict[str, frozenset[int]] = {
     "app": frozenset({8000, 9464}),
+    # 8405: HAProxy's monitor URI for the healthcheck, on the container's loopback only (app-lb/haproxy.cfg).
+    "app-lb": frozenset({8000, 8405}),
     "worker": frozenset({9465}),
     "postgres": frozenset({5432}),
     "redis": frozenset({6379}),

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from sandbox.compose import PUBLISHED_PORTS
 from sandbox.doctor import COMPOSE_MEMORY_BUDGET_MIB
@@ -94,7 +95,7 @@ def long_running(services: dict[str, dict[str, Any]]) -> list[str]:
 
 
 def test_the_service_names_are_the_agreed_host_names(services: dict[str, dict[str, Any]]) -> None:
-    assert set(services) == {"app", "worker", "postgres", "redis", "filebeat", "logstash", "elasticsearch",
+    assert set(services) == {"app", "app-lb", "worker", "postgres", "redis", "filebeat", "logstash", "elasticsearch",
                              "kibana", "setup", "prometheus", "alertmanager", "grafana", "jaeger", "mailpit",
                              "webhook-sink", "loadgen", "node-exporter"}
 
@@ -337,14 +338,28 @@ def test_the_service_environment(services: dict[str, dict[str, Any]]) -> None:
 
 
 def test_prometheus_scrapes_compose_services_on_their_ports(services: dict[str, dict[str, Any]]) -> None:
-    """prometheus/targets/compose/*.yml (file_sd) name services of this file and their container ports."""
+    """prometheus/targets/compose/*.yml (file_sd) and the DNS names of prometheus/scrape/compose/*.yml
+    name services of this file and their container ports."""
     expected = {"app:9464", "worker:9465", "jaeger:8888", "node-exporter:9100", "prometheus:9090",
                 "alertmanager:9093"}
     found = set()
     for path in sorted((REPO / "prometheus" / "targets" / "compose").glob("*.yml")):
         found |= set(re.findall(r'"([a-z-]+:\d+)"', path.read_text()))
+    for path in sorted((REPO / "prometheus" / "scrape" / "compose").glob("*.yml")):
+        for job in yaml.safe_load(path.read_text())["scrape_configs"]:
+            found |= {f"{name}:{dns['port']}" for dns in job["dns_sd_configs"] for name in dns["names"]}
     assert found == expected
     assert {target.split(":")[0] for target in found} <= set(services)
+
+
+def test_replicated_services_neither_publish_ports_nor_name_their_containers(
+        services: dict[str, dict[str, Any]]) -> None:
+    """`--scale app=3 --scale worker=2`: a fixed host port or container name would let only one start."""
+    for name in ("app", "worker"):
+        assert not services[name].get("ports"), f"{name} publishes a port: a second replica could not start"
+        assert "container_name" not in services[name], name
+    published = [port["published"] for port in services["app-lb"]["ports"]]
+    assert published == [services["app-lb"]["ports"][0]["published"]] and published[0], "app-lb owns the app's port"
 
 
 def test_the_integration_tests_containers_run_the_compose_images(services: dict[str, dict[str, Any]]) -> None:

@@ -238,12 +238,23 @@ LISTEN_ADDRESS: dict[tuple[str, int], Callable[[dict[str, Any]], str | None]] = 
     ("app", 9464): lambda s: s["environment"].get("METRICS_BIND_ADDRESS"),
     ("worker", 9465): lambda s: s["environment"].get("METRICS_BIND_ADDRESS"),
     ("webhook-sink", 9099): lambda s: s["command"][s["command"].index("--host") + 1],
+    ("app-lb", 8000): lambda s: _haproxy_bind(s, "app"),
     ("kibana", 5601): lambda s: yaml.safe_load(host_path(s, "/usr/share/kibana/config/kibana.yml").read_text())[
         "server.host"],
     # jaeger/config*.yaml default to 127.0.0.1 for the native sandbox: compose must say 0.0.0.0.
     **{("jaeger", port): (lambda s: (s.get("environment") or {}).get("JAEGER_LISTEN_HOST"))
        for port in (16686, 4317, 4318, 8888)},
 }
+
+
+def _haproxy_bind(service: dict[str, Any], frontend: str) -> str | None:
+    """The address of the `bind` line of HAProxy's ``frontend`` (``:8000`` is every interface)."""
+    text = host_path(service, "/usr/local/etc/haproxy/haproxy.cfg").read_text()
+    section = re.search(rf"^frontend {frontend}\n((?:[ \t]+.*\n|\n)*)", text, re.MULTILINE)
+    bind = re.search(r"^\s+bind (\S*):\d+", section[1], re.MULTILINE) if section else None
+    return (bind[1] or "0.0.0.0") if bind else None
+
+
 # The image's program listens on every interface unless told otherwise, and compose does not tell it.
 ALL_INTERFACES_BY_DEFAULT = frozenset({
     ("postgres", 5432), ("redis", 6379), ("elasticsearch", 9200), ("logstash", 5044), ("prometheus", 9090),

@@ -17,6 +17,8 @@ from xml.etree import ElementTree
 import pytest
 import yaml
 
+from sandbox.env import load_settings
+from sandbox.monitoring import write_prometheus_config
 from tests.support.promql_sources import PROMETHEUS_SERIES, service_metric_names
 from tests.support.tools import promql_metric_names, tool_path
 
@@ -26,7 +28,9 @@ RULE_FILES = sorted((PROMETHEUS / "rules").glob("*.yml"))
 RULE_TESTS = sorted((PROMETHEUS / "tests").glob("*.yml"))
 RUNBOOKS = PROMETHEUS / "runbooks.md"
 DASHBOARDS = REPO / "grafana" / "dashboards"
-JOBS = {"app", "worker", "prometheus", "alertmanager", "jaeger", "node"}
+JOBS = {"prometheus", "alertmanager", "jaeger", "node"}
+# Jobs left to each mode (scrape_config_files): the services that compose can scale, found by DNS there.
+REPLICATED_JOBS = {"app": ("app", 9464), "worker": ("worker", 9465)}
 SCRAPE_INTERVAL_SECONDS = 15
 # Series Prometheus makes itself: the scrape health and the alerts.
 
@@ -75,7 +79,23 @@ def test_config_is_valid_with_the_compose_targets(tmp_path: Path) -> None:
     shutil.copy(PROMETHEUS / "prometheus.yml", tmp_path)
     shutil.copytree(PROMETHEUS / "rules", tmp_path / "rules")
     shutil.copytree(PROMETHEUS / "targets" / "compose", tmp_path / "targets")
+    shutil.copytree(PROMETHEUS / "scrape" / "compose", tmp_path / "scrape")
     done = promtool("check", "config", tmp_path / "prometheus.yml")
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output
+    assert "WARNING" not in output, output
+    # promtool loads scrape/*.yml too: a broken one is refused, naming it.
+    broken = tmp_path / "scrape" / "app.yml"
+    broken.write_text(broken.read_text().replace("type: A", "type: NOPE"))
+    done = promtool("check", "config", tmp_path / "prometheus.yml")
+    assert done.returncode != 0 and "scrape/app.yml" in done.stdout + done.stderr, done.stdout + done.stderr
+
+
+def test_config_is_valid_with_the_native_sandbox_tree(tmp_path: Path) -> None:
+    """The tree the native sandbox writes (sandbox/monitoring.py), its scrape/ jobs included."""
+    settings = load_settings(environ={"SANDBOX_ENV_FILE": str(tmp_path / "absent.env")})
+    config = write_prometheus_config(settings, tmp_path / "prometheus")
+    done = promtool("check", "config", config)
     output = done.stdout + done.stderr
     assert done.returncode == 0, output
     assert "WARNING" not in output, output
@@ -95,13 +115,30 @@ def test_config_has_every_job_through_a_target_file_of_its_own() -> None:
     assert alertmanagers == {"file_sd_configs": [{"files": ["targets/alertmanager.yml"]}]}
     compose_targets = {p.stem for p in (PROMETHEUS / "targets" / "compose").glob("*.yml")}
     assert compose_targets == JOBS
+    assert config["scrape_config_files"] == ["scrape/*.yml"]
 
 
 def test_compose_targets_use_the_fixed_service_names_and_ports() -> None:
-    expected = {"app": "app:9464", "worker": "worker:9465", "prometheus": "prometheus:9090",
-                "alertmanager": "alertmanager:9093", "jaeger": "jaeger:8888", "node": "node-exporter:9100"}
+    expected = {"prometheus": "prometheus:9090", "alertmanager": "alertmanager:9093", "jaeger": "jaeger:8888",
+                "node": "node-exporter:9100"}
     for job, target in expected.items():
         assert load(PROMETHEUS / "targets" / "compose" / f"{job}.yml") == [{"targets": [target]}], job
+
+
+def test_compose_finds_every_replica_of_the_app_and_the_worker_by_dns() -> None:
+    """Not a static list: an A query for the service name, which Docker's DNS answers with every
+    running container of that service; the metrics port, not the public one."""
+    files = sorted((PROMETHEUS / "scrape" / "compose").glob("*.yml"))
+    assert [p.stem for p in files] == sorted(REPLICATED_JOBS)
+    for path in files:
+        (job,) = load(path)["scrape_configs"]
+        service, port = REPLICATED_JOBS[path.stem]
+        assert job["job_name"] == path.stem
+        assert set(job) == {"job_name", "dns_sd_configs"}, f"{path.name}: defaults (interval, /metrics) are meant"
+        (dns,) = job["dns_sd_configs"]
+        assert dns["names"] == [service] and dns["type"] == "A" and dns["port"] == port, dns
+        # New replicas are scraped, and removed ones dropped, within a few scrape intervals.
+        assert seconds(dns["refresh_interval"]) <= 2 * SCRAPE_INTERVAL_SECONDS, dns
 
 
 # --- rules ---------------------------------------------------------------------------------------

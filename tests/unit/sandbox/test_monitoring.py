@@ -77,6 +77,10 @@ def test_the_prometheus_tree(tmp_path: Path) -> None:
         "prometheus": [{"targets": ["127.0.0.1:19090"]}], "alertmanager": [{"targets": ["127.0.0.1:19093"]}],
         "jaeger": [{"targets": ["127.0.0.1:18888"]}], "node": [{"targets": []}],
     }
+    jobs = {path.stem: yaml.safe_load(path.read_text()) for path in (home / "scrape").glob("*.yml")}
+    assert jobs == {job: {"scrape_configs": [{"job_name": job,
+                                              "file_sd_configs": [{"files": [f"../targets/{job}.yml"]}]}]}
+                    for job in ("app", "worker")}
     rules = {path.name for path in (ROOT / "prometheus" / "rules").glob("*.yml")}
     assert {path.name for path in (home / "rules").glob("*.yml")} == rules
     alerts = yaml.safe_load((home / "rules" / "alerts.yml").read_text())
@@ -88,8 +92,11 @@ def test_the_prometheus_tree(tmp_path: Path) -> None:
 
 def test_every_scrape_job_has_a_native_target() -> None:
     jobs = monitoring.target_files((ROOT / "prometheus" / "prometheus.yml").read_text())
-    assert set(jobs) == set(monitoring.TARGET_PORTS)
     assert set(jobs.values()) == {f"targets/{job}.yml" for job in jobs}
+    replicated = monitoring.replicated_jobs(ROOT)
+    assert sorted(replicated) == ["app", "worker"]
+    assert not set(jobs) & set(replicated), "a job both in prometheus.yml and left to the modes"
+    assert set(jobs) | set(replicated) == set(monitoring.TARGET_PORTS)
 
 
 def test_an_unknown_alert_in_sandbox_alert_for_is_an_error(tmp_path: Path) -> None:
