@@ -1,9 +1,11 @@
 """The Kubernetes objects of deploy/helm, validated offline as an API server would on create.
 
 kubecheck (tools/kubecheck, built by tools/build.sh) decodes built-in kinds strictly into the API
-types of k8s.io/api (unknown or repeated fields and wrong types are errors) and checks custom
-resources against the CRD schemas of the operators' own modules (the Prometheus Operator's, ECK's):
-unknown fields, the OpenAPI schema, list types and the CEL rules. A kind it has no schema for fails.
+types of k8s.io/api (unknown or repeated fields and wrong types are errors), then runs the API
+server's own defaulting and create validation on them (k8s.io/kubernetes's registry strategies), and
+checks custom resources against the CRD schemas of the operators' own modules (the Prometheus
+Operator's, ECK's): unknown fields, the OpenAPI schema, list types and the CEL rules. A kind it has
+no schema for fails.
 Here: the chart rendered by Helm with its defaults and with everything switched on, the engine
 examples, objects made wrong on purpose, and lints the API server does not enforce (non-root,
 limits, pinned image tags).
@@ -164,12 +166,16 @@ def test_the_objects_made_wrong_below_are_valid_as_they_are() -> None:
     (_DEPLOYMENT, ("  selector:", "  replica: 2\n  selector:"), 'unknown field "spec.replica"'),
     (_DEPLOYMENT, ("containerPort: 8000", 'containerPort: "eight thousand"'), "containerPort"),
     (_DEPLOYMENT, ("  name: web\nspec:", "  name: web\n  name: webber\nspec:"), 'key "name" already set'),
+    (_DEPLOYMENT, ("labels: {app: web}", "labels: {app: api}"), "`selector` does not match template `labels`"),
+    (_DEPLOYMENT, ("containerPort: 8000", "containerPort: 80000"), "must be between 1 and 65535"),
+    (_DEPLOYMENT, ("  name: web\nspec:", "  name: Web_App\nspec:"), 'metadata.name: Invalid value: "Web_App"'),
     (_SERVICE_MONITOR, ("interval: 30s", "interval: 30"), "spec.endpoints[0].interval in body must be of type string"),
     (_SERVICE_MONITOR, ("port: metrics", "port: metrics\n      scheme: gopher"), "spec.endpoints[0].scheme"),
     (_SERVICE_MONITOR, ("  endpoints:", "  endpoint:"), 'unknown field "spec.endpoint"'),
     (_SERVICE_MONITOR, ("kind: ServiceMonitor", "kind: ServiceMonitr"), "no schema known"),
 ], ids=["deployment-unknown-nested-field", "deployment-unknown-field", "deployment-wrong-type",
-        "deployment-duplicate-field", "servicemonitor-wrong-type", "servicemonitor-not-in-enum",
+        "deployment-duplicate-field", "deployment-selector-mismatch", "deployment-port-out-of-range",
+        "deployment-invalid-name", "servicemonitor-wrong-type", "servicemonitor-not-in-enum",
         "servicemonitor-unknown-field", "unknown-kind"])
 def test_kubecheck_fails_an_object_the_api_server_would_refuse(manifest: str, wrong: tuple[str, str],
                                                                message: str) -> None:

@@ -35,11 +35,12 @@ func isBuiltIn(gvk schema.GroupVersionKind) bool {
 	return scheme.Scheme.Recognizes(gvk)
 }
 
-// checkBuiltIn decodes the object strictly into its API type; every decoding problem is one line.
+// checkBuiltIn decodes the object strictly into its API type, then validates it as the API server
+// does; every problem is one line.
 func checkBuiltIn(data []byte) []string {
-	_, _, err := strictCodec.Decode(data, nil, nil)
+	obj, gvk, err := strictCodec.Decode(data, nil, nil)
 	if err == nil {
-		return nil
+		return validateAsServer(obj, *gvk)
 	}
 	strict, ok := runtime.AsStrictDecodingError(err)
 	if !ok {

@@ -1,7 +1,8 @@
 // kubecheck validates rendered Kubernetes manifests offline, as an API server would on create,
 // for tests/static/test_kubernetes_validation.py: built-in kinds by strict decoding into the API's
-// Go types (k8s.io/api), custom resources against the operators' CRD schemas, which tools/build.sh
-// puts into crds/ from the operators' own modules before it builds this program.
+// Go types (k8s.io/api), then the API server's own defaulting and create validation
+// (k8s.io/kubernetes's registry strategies); custom resources against the operators' CRD schemas,
+// which tools/build.sh puts into crds/ from the operators' own modules before it builds this program.
 //
 //	kubecheck FILE...   (multi-document YAML; - reads standard input)
 //	kubecheck --version
