@@ -31,6 +31,12 @@ app.kubernetes.io/instance: {{ .root.Release.Name }}
 app.kubernetes.io/component: {{ .component }}
 {{- end }}
 
+{{/* A pod's labels: its selector's, and the version (each key once: the API server refuses repeats). */}}
+{{- define "episodes-api.podLabels" -}}
+{{ include "episodes-api.selectorLabels" . }}
+app.kubernetes.io/version: {{ .root.Chart.AppVersion | quote }}
+{{- end }}
+
 {{- define "episodes-api.serviceAccountName" -}}
 {{- if .Values.serviceAccount.create }}
 {{- default (include "episodes-api.fullname" .) .Values.serviceAccount.name }}
