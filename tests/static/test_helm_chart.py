@@ -5,8 +5,9 @@ Without Helm: the chart's copies of the rules, dashboards and log shipping files
 no credential, the image tag is pinned, and the examples use the operators' API versions and the
 engine versions of .env.example.
 
-Rendered by Helm (skipped until tools/build.sh has built `helm`): every container non-root, with
-requests and limits and a pinned image; the probes; the metrics ports reachable only through
+Rendered by Helm (tests/support/helm.py; skipped until `make tools` has built `helm`): every container
+unprivileged, with requests and limits (pinned images and the generic lints:
+test_kubernetes_validation.py); the probes; the metrics ports reachable only through
 ClusterIP Services and the NetworkPolicy; the PrometheusRules, dashboards and Filebeat inputs equal
 to their sources.
 """
@@ -14,9 +15,7 @@ to their sources.
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
 import tomllib
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,8 +25,9 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.support.helm import RELEASE, render_chart
 from tests.support.scripts import load_script
-from tests.support.tools import promql_metric_names, tools_bin_dir
+from tests.support.tools import promql_metric_names
 
 REPO = Path(__file__).resolve().parents[2]
 HELM_DIR = REPO / "deploy" / "helm"
@@ -35,7 +35,6 @@ CHART = HELM_DIR / "episodes-api"
 TEMPLATES = CHART / "templates"
 EXAMPLES = HELM_DIR / "examples"
 EXAMPLE_VALUES = EXAMPLES / "episodes-api-values.yaml"
-RELEASE = "episodes-api"
 METRICS_PORTS = {9464, 9465}
 
 # Variables the pods have that compose's services do not: the passwords, which compose pastes into
@@ -212,27 +211,10 @@ def test_no_image_names_a_registry_host() -> None:
 
 # --- rendered by Helm -------------------------------------------------------------------------------
 
-def _helm() -> Path:
-    helm = tools_bin_dir() / "helm"
-    if not os.access(helm, os.X_OK):
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"CI=true, so this may not skip: no {helm} (tools/build.sh helm)", pytrace=False)
-        pytest.skip(f"no helm at {helm}: tools/build.sh helm builds it")
-    return helm
-
-
-def _render(*values: Path) -> Objects:
-    command = [str(_helm()), "template", RELEASE, str(CHART), "--namespace", "episodes"]
-    command += [arg for path in values for arg in ("--values", str(path))]
-    done = subprocess.run(command, capture_output=True, text=True, check=False, timeout=120)
-    assert done.returncode == 0, done.stderr
-    return [doc for doc in yaml.safe_load_all(done.stdout) if doc]
-
-
 @pytest.fixture(scope="module", params=["defaults", "example values"])
 def rendered(request: pytest.FixtureRequest) -> Objects:
     """The chart with its defaults, and with the example values (Ingress, Kafka, other namespaces)."""
-    return _render() if request.param == "defaults" else _render(EXAMPLE_VALUES)
+    return render_chart() if request.param == "defaults" else render_chart(yaml.safe_load(EXAMPLE_VALUES.read_text()))
 
 
 def _of_kind(objects: Objects, kind: str) -> Objects:
@@ -278,12 +260,6 @@ def test_the_writable_paths_are_volumes(rendered: Objects) -> None:
         assert set(mounts.values()) <= empty_dirs, component
         env = {e["name"]: e.get("value") for e in container["env"]}
         assert env["LOG_FILE"].startswith("/var/log/app/") and env["PROMETHEUS_MULTIPROC_DIR"] == "/run/metrics"
-
-
-def test_every_image_is_pinned(rendered: Objects) -> None:
-    for name, _, container in _containers(rendered):
-        repository, _, tag = container["image"].rpartition(":")
-        assert repository and tag and tag != "latest" and "/" not in tag, f"{name}: {container['image']}"
 
 
 def test_the_probes(rendered: Objects) -> None:
