@@ -476,8 +476,10 @@ def test_a_killed_gunicorn_worker_loses_at_most_its_request(provider: Provider, 
         return now if len(now) == len(workers) and victim not in now else []
 
     workers_after = wait_for("a new worker in place of the killed one", replaced, timeout=60, interval=0.2)
-    answered = sum(s.status is not None for s in sent)
-    failed = [s for s in sent if s.status is None]
+    # The request the killed worker was handling: a broken connection natively, HAProxy's 502 in
+    # compose (app-lb never resends a request that reached a replica).
+    failed = [s for s in sent if s.status is None or (s.status == 502 and provider.mode == "compose")]
+    answered = len(sent) - len(failed)
     reliability.record(
         "gunicorn worker SIGKILLed mid-load", provider.mode, time.monotonic() - began,
         requests=len(sent), answered=answered, failed=len(failed), statuses=by_status(sent),
@@ -485,7 +487,7 @@ def test_a_killed_gunicorn_worker_loses_at_most_its_request(provider: Provider, 
         answered_after_kill=sum(s.status is not None for s in sent if s.started > killed_at))
 
     assert len(failed) <= 1, failed  # one killed sync worker: at most the request it was handling
-    assert all(s.status == 200 for s in sent if s.status is not None), by_status(sent)
+    assert all(s.status == 200 for s in sent if all(s is not f for f in failed)), by_status(sent)
     assert any(s.status == 200 for s in sent if s.started > killed_at + 1)  # served on afterwards
     # A request counted but not answered is the in-flight one, killed between the two.
     assert answered <= counted <= answered + len(failed), (answered, counted, failed)
