@@ -14,6 +14,8 @@ this module's own (free ports, its own .env, removed at the end with its volumes
   (prometheus/README.md: Replicas).
 - Every worker replica stopped: no target is left to be down, and ServiceDown fires for the worker;
   it resolves once they are back.
+- Every replica too busy to answer app-lb's check in time (an added latency of 5 s): app-lb fails
+  open, and the clients get the app's own answers, not HAProxy's 503.
 
 Compose only: it skips, with the reason, where no Docker engine with the compose plugin answers or
 the app's image cannot be built (CI: a failure instead). Wall time on two cores, images built:
@@ -22,6 +24,8 @@ about three minutes.
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import secrets
 import shutil
@@ -257,6 +261,7 @@ class Load:
     """Requests through app-lb from a few threads until stopped: (time sent, status or error) each."""
 
     url: str
+    clients: int = CLIENTS
     results: list[tuple[float, str]] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
     _threads: list[threading.Thread] = field(default_factory=list)
@@ -272,7 +277,7 @@ class Load:
                 self.results.append((sent, outcome))
 
     def __enter__(self) -> Load:
-        self._threads = [threading.Thread(target=self._run, daemon=True) for _ in range(CLIENTS)]
+        self._threads = [threading.Thread(target=self._run, daemon=True) for _ in range(self.clients)]
         for thread in self._threads:
             thread.start()
         return self
@@ -373,4 +378,49 @@ def test_no_worker_left_fires_service_down_until_they_are_back(stack: ScaledStac
     wait_for("both worker replicas targets again, and up",
              lambda: _discovered(stack, "worker", expected=SCALE["worker"]), timeout=DISCOVERY_TIMEOUT)
     wait_for("ServiceDown for the worker resolved", lambda: not _service_down(stack.prometheus, "worker"),
+             timeout=SIGNAL_TIMEOUT)
+
+
+# --- app-lb -------------------------------------------------------------------------------------
+
+
+def _lb_slots(stack: ScaledStack, backend: str) -> dict[str, tuple[str, str]]:
+    """app-lb's servers of ``backend``, from its statistics on the container's loopback:
+    name -> (state, address; empty while the slot has none)."""
+    (balancer,) = stack.replicas("app-lb")
+    page = _docker("exec", balancer, "wget", "-q", "-O", "-", "http://127.0.0.1:8405/stats;csv")
+    rows = csv.DictReader(io.StringIO(page.removeprefix("# ")))
+    return {row["svname"]: (row["status"], row["addr"].rpartition(":")[0]) for row in rows
+            if row["pxname"] == backend and row["svname"] not in ("FRONTEND", "BACKEND")}
+
+
+def _checked_states(stack: ScaledStack) -> set[str]:
+    """The states of the checked slots that hold a replica's address."""
+    return {state for state, address in _lb_slots(stack, "app").values() if address}
+
+
+def _put_latency(stack: ScaledStack, latency_ms: float) -> None:
+    response = session().put(f"{stack.app_url}/admin/chaos", json={"latency_ms": latency_ms},
+                             headers={"Authorization": f"Bearer {stack.settings.admin_token}"}, timeout=10)
+    assert response.status_code == 200, response.text
+
+
+def test_app_lb_fails_open_when_no_replica_answers_its_check_in_time(stack: ScaledStack) -> None:
+    replicas = sorted(replica.address for replica in stack.replicas("app").values())
+    assert sorted(a for _, a in _lb_slots(stack, "app-unchecked").values() if a) == replicas
+    assert _checked_states(stack) == {"UP"}, _lb_slots(stack, "app")
+
+    _put_latency(stack, 5000)  # each replica reads the knob from Redis on its next API request
+    try:
+        # Twice as many clients as gunicorn workers: each check waits behind a 5 s request, past its 2 s.
+        with Load(f"{stack.app_url}/api/episodes/{stack.episode}/assets", clients=2 * CLIENTS) as load:
+            wait_for("every replica out of app-lb's checked pool", lambda: _checked_states(stack) == {"DOWN"},
+                     timeout=SIGNAL_TIMEOUT)
+            all_down = time.time()
+            time.sleep(8)
+        during = Counter(outcome for sent, outcome in load.results if sent > all_down)
+    finally:
+        _put_latency(stack, 0)
+    assert during and set(during) == {"200"}, during
+    wait_for("every replica back in app-lb's checked pool", lambda: _checked_states(stack) == {"UP"},
              timeout=SIGNAL_TIMEOUT)
