@@ -11,6 +11,8 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 _SCHEMA_LOCK_ID = 4_242_001
+# Below gunicorn's 30 s worker timeout, so that a request can still answer 503.
+CONNECT_TIMEOUT_SECONDS = 3
 
 
 class Base(DeclarativeBase):
@@ -58,8 +60,16 @@ def make_engine(database_url: str) -> Engine:
     # hide_parameters: SQLAlchemy's own error messages must never carry bound values (secrets).
     # sqlalchemy.create_engine is looked up at call time: once tracing is on, it is the traced one.
     engine = sqlalchemy.create_engine(database_url, hide_parameters=True, pool_pre_ping=True, pool_size=5,
-                                      max_overflow=5, pool_timeout=5)
+                                      max_overflow=5, pool_timeout=5, connect_args=_connect_args(database_url))
     return engine
+
+
+def _connect_args(database_url: str) -> dict[str, int]:
+    # libpq waits for a server that accepts but never answers (a hung host, a black-holed route)
+    # forever by default: each request would hold its gunicorn worker until the worker is killed.
+    if sqlalchemy.make_url(database_url).get_backend_name() == "postgresql":
+        return {"connect_timeout": CONNECT_TIMEOUT_SECONDS}
+    return {}
 
 
 def ensure_schema(engine: Engine) -> None:
