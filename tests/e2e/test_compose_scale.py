@@ -50,7 +50,7 @@ from sandbox.compose import compose_command
 from sandbox.env import ROOT, Settings, create_env_file, load_settings
 from tests.support.e2e_app import SCRIPT, USER
 from tests.support.e2e_clients import Jaeger, Prometheus, scraped_after, session
-from tests.support.e2e_stack import _image_problem, _own_stack_env, in_ci
+from tests.support.e2e_stack import _image_problem, _own_stack_env, admin_headers, in_ci
 from tests.support.visibility import wait_for
 
 SCALE = {"app": 3, "worker": 2}
@@ -401,7 +401,7 @@ def _checked_states(stack: ScaledStack) -> set[str]:
 
 def _put_latency(stack: ScaledStack, latency_ms: float) -> None:
     response = session().put(f"{stack.app_url}/admin/chaos", json={"latency_ms": latency_ms},
-                             headers={"Authorization": f"Bearer {stack.settings.admin_token}"}, timeout=10)
+                             headers=admin_headers(stack.settings), timeout=10)
     assert response.status_code == 200, response.text
 
 

@@ -161,7 +161,7 @@ class Provider:
         return self.settings.state_dir
 
     def admin_headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.settings.admin_token}"}
+        return admin_headers(self.settings)
 
     def sandbox(self, command: str, timeout: float, *args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run([sys.executable, "-m", "sandbox", command, *args], cwd=ROOT, env=self.env,
@@ -373,6 +373,11 @@ def _image_problem() -> str | None:
             or docker_engine.docker("pull", "--quiet", base, timeout=600)):
         return None
     return f"the app's base image {base} is not on this machine and cannot be pulled: `make images` builds it"
+
+
+def admin_headers(settings: Settings) -> dict[str, str]:
+    """The header the app's /admin endpoints want, for a stack with these settings."""
+    return {"Authorization": f"Bearer {settings.admin_token}"}
 
 
 def _own_stack_env(root: Path, mode: str, **extra: str) -> dict[str, str]:
