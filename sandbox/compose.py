@@ -53,6 +53,8 @@ WAIT_TIMEOUT_SECONDS = 900
 # service healthy within seconds of its start, for the price of a probe every 5 s for its whole life.
 COMPAT_HEALTH_INTERVAL_SECONDS = 5
 DEFAULT_COMPOSE_FILE = "docker-compose.yml"
+# The label tools/images/build.sh puts on every image it builds: it marks a stand-in.
+STAND_IN_LABEL = "org.observability-stack.image-inputs"
 # The services whose spans the sandbox exports within SANDBOX_SPAN_EXPORT_DELAY_MS.
 TRACED_SERVICES = ("app", "worker")
 
@@ -157,13 +159,18 @@ def image_reference(image: str) -> str:
     return image if ":" in last or "@" in last else f"{image}:latest"
 
 
-def plan(services: Mapping[str, Mapping[str, Any]], present: set[str]) -> Plan:
+def plan(services: Mapping[str, Mapping[str, Any]], present: set[str],
+         unusable: Mapping[str, str] | None = None) -> Plan:
     """Services need their image in ``present`` or built by compose (by them or by another service, as the
-    worker runs the image the app builds); a service that depends on a left-out one is left out too."""
+    worker runs the image the app builds); those in ``unusable`` (service -> why its image here cannot
+    serve it) are left out as well; a service that depends on a left-out one is left out too."""
     built = {image_reference(str(service.get("image"))) for service in services.values() if "build" in service}
     left_out = {name: f"image {service.get('image')} is not on this machine and could not be pulled"
                 for name, service in services.items()
                 if image_reference(str(service.get("image"))) not in present | built}
+    for name, why in (unusable or {}).items():
+        if name in services and name not in left_out:
+            left_out[name] = why
     changed = True
     while changed:
         changed = False
@@ -183,8 +190,19 @@ def not_buildable(root: Path) -> dict[str, str]:
     return {service: reason for service, _file, reason in rows}
 
 
-def local_images() -> set[str]:
-    return set((docker_engine.docker("images", "--format", "{{.Repository}}:{{.Tag}}") or "").split())
+def local_images(*, stand_ins_only: bool = False) -> set[str]:
+    """The images on this machine; with ``stand_ins_only``, those `make images` built (tools/images)."""
+    label = ["--filter", f"label={STAND_IN_LABEL}"] if stand_ins_only else []
+    return set((docker_engine.docker("images", *label, "--format", "{{.Repository}}:{{.Tag}}") or "").split())
+
+
+def unusable_stand_ins(services: Mapping[str, Mapping[str, Any]], root: Path) -> dict[str, str]:
+    """Services listed in not-buildable.tsv whose image here is a stand-in: it was built for another use
+    (an extension) and cannot serve them. An upstream image of the same name can."""
+    stand_ins = local_images(stand_ins_only=True)
+    return {name: f"the stand-in {service.get('image')} cannot serve it: {why}"
+            for name, why in not_buildable(root).items()
+            if (service := services.get(name)) and image_reference(str(service.get("image"))) in stand_ins}
 
 
 def plan_services(s: Settings) -> Plan:
@@ -193,7 +211,8 @@ def plan_services(s: Settings) -> Plan:
     if config.returncode != 0:
         raise RuntimeError(f"`docker compose config` failed: {config.stderr.strip()}")
     services = json.loads(config.stdout)["services"]
-    first = plan(services, local_images())
+    unusable = unusable_stand_ins(services, s.root)
+    first = plan(services, local_images(), unusable)
     missing = [name for name, why in first.left_out.items() if why.startswith("image ")]
     if not missing:
         return first
@@ -202,7 +221,7 @@ def plan_services(s: Settings) -> Plan:
         _output(compose_command(s, "pull", "--quiet", "--ignore-pull-failures", *missing), timeout=WAIT_TIMEOUT_SECONDS)
     except subprocess.TimeoutExpired:
         print(f"  (the pull did not finish within {WAIT_TIMEOUT_SECONDS // 60} min: going on without those images)")
-    return plan(services, local_images())
+    return plan(services, local_images(), unusable)
 
 
 def up(s: Settings) -> int:

@@ -1,8 +1,10 @@
 """One-shot provisioning of Elasticsearch and Kibana for the app's logs; safe to run again and again.
 
 1. Wait for Elasticsearch (bounded, with progress).
-2. With security on: set kibana_system's password, create the roles of elasticsearch/roles/*.json and
-   their users (logstash_writer, grafana_reader) with the passwords from the environment.
+2. With security on and the native realm: set kibana_system's password, create the roles of
+   elasticsearch/roles/*.json and their users (logstash_writer, grafana_reader) with the passwords from
+   the environment. With ELASTICSEARCH_USERS=file the nodes' file realm has them already
+   (extensions/elasticsearch-cluster/init.sh): nothing to do.
 3. Where the ILM API exists: the lifecycle policy and the component template that attaches it.
 4. The index template for app-logs-*.
 5. Unless KIBANA_URL is empty: wait for Kibana's core services (Elasticsearch, saved objects), import
@@ -18,6 +20,8 @@ Environment (Python 3.11, the standard library and requests: it runs in the app'
   ELASTIC_PASSWORD         the superuser's; empty when Elasticsearch runs without security
   KIBANA_SYSTEM_PASSWORD, LOGSTASH_WRITER_PASSWORD, GRAFANA_ES_READER_PASSWORD
                            needed when security is on
+  ELASTICSEARCH_USERS      native (default): users and roles made through the security API;
+                           file: they come from the nodes' files, setup makes none
   SETUP_TIMEOUT_SECONDS    how long to wait for each of Elasticsearch and Kibana (default 300)
 
 It reads its JSON files from the folders beside its own: ../elasticsearch and ../kibana (compose
@@ -56,6 +60,7 @@ USERS = {"logstash_writer": "LOGSTASH_WRITER_PASSWORD", "grafana_reader": "GRAFA
 KIBANA_SYSTEM_PASSWORD_VAR = "KIBANA_SYSTEM_PASSWORD"  # noqa: S105 - the name of a variable
 # The native realm refuses shorter passwords.
 MIN_PASSWORD_LENGTH = 6
+USER_REALMS = ("native", "file")
 
 REQUEST_TIMEOUT_SECONDS = 30
 # Statuses worth another try within a step: the node is busy or a dependency is still starting.
@@ -78,6 +83,7 @@ class Settings:
     passwords: Mapping[str, str] = field(repr=False)
     timeout_seconds: float = 300.0
     poll_seconds: float = 2.0
+    users_realm: str = "native"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -87,12 +93,16 @@ class Settings:
         except ValueError:
             raise SetupError(f"SETUP_TIMEOUT_SECONDS must be a number of seconds, not {raw_timeout!r}") from None
         names = (KIBANA_SYSTEM_PASSWORD_VAR, *USERS.values())
+        realm = env.get("ELASTICSEARCH_USERS", "") or "native"
+        if realm not in USER_REALMS:
+            raise SetupError(f"ELASTICSEARCH_USERS must be one of {', '.join(USER_REALMS)}, not {realm!r}")
         return cls(
             elasticsearch_url=(env.get("ELASTICSEARCH_URL") or "http://elasticsearch:9200").rstrip("/"),
             kibana_url=env.get("KIBANA_URL", "").rstrip("/"),
             elastic_password=env.get("ELASTIC_PASSWORD", ""),
             passwords={name: env.get(name, "") for name in names},
             timeout_seconds=timeout,
+            users_realm=realm,
         )
 
     def secrets(self) -> list[str]:
@@ -241,7 +251,9 @@ class Provisioner:
     def run(self) -> None:
         self.wait_for_elasticsearch()
         features = self.detect_features()
-        if features.security:
+        if features.security and self.settings.users_realm == "file":
+            log("security is on, users and roles from the nodes' file realm (ELASTICSEARCH_USERS=file): none to make")
+        elif features.security:
             self.provision_security()
         else:
             log("security is off: no users, roles or passwords to set")

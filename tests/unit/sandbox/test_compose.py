@@ -30,10 +30,11 @@ EVERY_IMAGE = ("observability-stack/app:local", "postgres:17-alpine", "elasticse
 
 
 def fake_docker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *, engine: str = "28.2.2", compose: str = "2.30.0",
-                up_rc: int = 0, images: tuple[str, ...] = EVERY_IMAGE) -> Path:
+                up_rc: int = 0, images: tuple[str, ...] = EVERY_IMAGE, stand_ins: tuple[str, ...] = ()) -> Path:
     """A `docker` on PATH: the server `version` prints `engine` (fails when empty), `compose version
     --short` prints `compose` (fails when empty), `compose config` prints MODEL, `images` lists
-    `images`, `compose ... up` exits up_rc; every call is appended to the returned log."""
+    `images` (filtered by the stand-in label: `stand_ins`), `compose ... up` exits up_rc; every call
+    is appended to the returned log."""
     log = tmp_path / "docker.log"
     model = tmp_path / "model.json"
     model.write_text(json.dumps(MODEL))
@@ -44,6 +45,7 @@ echo "$*" >> {log}
 case "$*" in
   "version --format"*) [ -n "{engine}" ] && echo "{engine}" && exit 0; exit 1 ;;
   "compose version --short") [ -n "{compose}" ] && echo "{compose}" && exit 0; exit 1 ;;
+  "images --filter label="*) printf '%s\\n' {" ".join(stand_ins)} ;;
   "images "*) printf '%s\\n' {" ".join(images)} ;;
   *" config --format json") cat {model} ;;
   *" up "*) exit {up_rc} ;;
@@ -257,3 +259,24 @@ def test_down_and_status_follow_the_recorded_mode(sandbox_env: Path, monkeypatch
     assert main(["down", "--volumes"]) == 0  # nothing recorded any more: compose, as an engine answers
     assert log.read_text().splitlines()[-1].endswith("down --remove-orphans --volumes")
     assert not (sandbox_env / "state" / "endpoints.json").exists()
+
+
+def test_a_stand_in_that_cannot_serve_its_service_leaves_it_out_with_its_dependents(
+    sandbox_env: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Elasticsearch's stand-in is built for the cluster extension; the main stack's setup cannot use it.
+    log = fake_docker(sandbox_env, monkeypatch, stand_ins=("elasticsearch:9.5.4",))
+    monkeypatch.setattr(native, "up", _never_native)
+    assert main(["up"]) == 0
+    calls = log.read_text().splitlines()
+    assert not any(" pull " in call for call in calls), "a stand-in that is there is not pulled over"
+    assert any(call.endswith("--remove-orphans app postgres") for call in calls)
+    left_out = json.loads((sandbox_env / "state" / "endpoints.json").read_text())["left_out"]
+    assert set(left_out) == {"elasticsearch", "setup", "kibana", "grafana"}
+    assert left_out["elasticsearch"].startswith("the stand-in elasticsearch:9.5.4 cannot serve it: ")
+    assert "left out: the stand-in elasticsearch:9.5.4 cannot serve it" in capsys.readouterr().out
+
+
+def test_an_upstream_image_of_the_same_name_is_used() -> None:
+    # Without the stand-in label, the image is upstream's (pulled from a registry): nothing is left out.
+    assert compose.plan(MODEL["services"], set(EVERY_IMAGE), {}).left_out == {}
