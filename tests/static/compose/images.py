@@ -111,11 +111,15 @@ IMAGES: dict[str, Image] = {
     # Dockerfiles' own RUN steps call it without installing it) and grep (Elasticsearch's entrypoint
     # uses it without installing it).
     "elasticsearch": Image(
-        programs=frozenset({"sh", "/bin/sh", "bash", "curl", "grep", "elasticsearch"}),
+        programs=frozenset({"sh", "/bin/sh", "bash", "curl", "grep", "unzip", "/bin/tini", "elasticsearch",
+                            "elasticsearch-certutil", "elasticsearch-users", "elasticsearch-service-tokens"}),
         shell=True,
-        source="elastic/dockerfiles 9.x elasticsearch/Dockerfile: USER 1000:0, data/ 0775 owned by "
-               "elasticsearch (1000), group 0",
-        directories={"/usr/share/elasticsearch/data": Directory(1000, 0, 0o775)},
+        source="elastic/dockerfiles 9.x elasticsearch/Dockerfile: USER 1000:0, data/ and logs/ 0775 owned by "
+               "elasticsearch (1000), group 0, ENTRYPOINT /bin/tini -- docker-entrypoint.sh; unzip for "
+               "elasticsearch-certutil's archives",
+        directories={"/usr/share/elasticsearch/data": Directory(1000, 0, 0o775),
+                     "/usr/share/elasticsearch/logs": Directory(1000, 0, 0o775)},
+        entrypoint=("/bin/tini", "--", "/usr/local/bin/docker-entrypoint.sh"),
     ),
     "logstash": Image(
         programs=frozenset({"sh", "/bin/sh", "bash", "curl", "grep", "logstash"}),
@@ -125,9 +129,11 @@ IMAGES: dict[str, Image] = {
         directories={"/usr/share/logstash/data": Directory(1000, 0, 0o775)},
     ),
     "kibana": Image(
-        programs=frozenset({"sh", "/bin/sh", "bash", "curl", "grep", "kibana"}),
+        programs=frozenset({"sh", "/bin/sh", "bash", "curl", "grep", "kibana", "/bin/tini",
+                            "/usr/local/bin/kibana-docker"}),
         shell=True,
-        source="elastic/dockerfiles 9.x kibana/Dockerfile: USER 1000, home owned 1000:0 and group-writable",
+        source="elastic/dockerfiles 9.x kibana/Dockerfile: USER 1000, home owned 1000:0 and group-writable, "
+               "ENTRYPOINT /bin/tini --, CMD /usr/local/bin/kibana-docker",
     ),
     "elastic/filebeat": Image(
         # The entrypoint is a bash script that passes flags and subcommands (`test config`) to

@@ -23,6 +23,8 @@ VARIANTS: dict[str, tuple[Path, ...]] = {
     "jaeger-elasticsearch": (COMPOSE_FILE, REPO / "jaeger" / "compose.elasticsearch.yml"),
     "loki": (COMPOSE_FILE, REPO / "extensions" / "loki" / "docker-compose.loki.yml"),
     "otel-collector": (COMPOSE_FILE, REPO / "extensions" / "otel-collector" / "docker-compose.otel-collector.yml"),
+    "elasticsearch-cluster": (COMPOSE_FILE, REPO / "extensions" / "elasticsearch-cluster"
+                              / "docker-compose.elasticsearch-cluster.yml"),
 }
 
 # The ports each service listens on inside its container (the project's fixed facts; Loki and Alloy
@@ -38,6 +40,10 @@ CONTAINER_PORTS: dict[str, frozenset[int]] = {
     "filebeat": frozenset({5066}),
     "logstash": frozenset({5044, 9600}),
     "elasticsearch": frozenset({9200}),
+    # extensions/elasticsearch-cluster: the other two nodes, and the one-shot that makes their files.
+    "elasticsearch-2": frozenset({9200}),
+    "elasticsearch-3": frozenset({9200}),
+    "elasticsearch-cluster-files": frozenset(),
     "kibana": frozenset({5601}),
     "setup": frozenset(),
     "prometheus": frozenset({9090}),

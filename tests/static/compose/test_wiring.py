@@ -151,10 +151,19 @@ def test_the_readers_find_references_and_how_they_are_read() -> None:
     assert set(_python(PurePosixPath("/s.py"), script)) == {("A", REQUIRED), ("B", PASSED)}
 
 
+def exported_by_entrypoint(service: dict[str, Any]) -> set[str]:
+    """Variables that a script of ours, mounted and run as the service's entrypoint or command, exports
+    before it starts the program (extensions/elasticsearch-cluster/kibana-start.sh)."""
+    run = {str(word) for word in [*(service.get("entrypoint") or []), *(service.get("command") or [])]}
+    return {variable for container_path, file in mounted_repo_files(service) if str(container_path) in run
+            for variable in re.findall(r"^\s*export\s+([A-Z_][A-Z0-9_]*)", file.read_text(), re.MULTILINE)}
+
+
 def test_every_variable_a_mounted_file_reads_is_set_on_its_service(stack: Stack) -> None:
     unset = []
     for name, service in stack.services.items():
-        environment = service.get("environment") or {}
+        environment = {**dict.fromkeys(exported_by_entrypoint(service), "(exported)"),
+                       **(service.get("environment") or {})}
         for file, variable, how in environment_references(service):
             without_value = how == REQUIRED and not environment.get(variable)
             not_passed = how == PASSED and variable not in environment and (name, variable) not in FALLBACK_IS_RIGHT
@@ -257,7 +266,8 @@ def _haproxy_bind(service: dict[str, Any], frontend: str) -> str | None:
 
 # The image's program listens on every interface unless told otherwise, and compose does not tell it.
 ALL_INTERFACES_BY_DEFAULT = frozenset({
-    ("postgres", 5432), ("redis", 6379), ("elasticsearch", 9200), ("logstash", 5044), ("prometheus", 9090),
+    ("postgres", 5432), ("redis", 6379), ("elasticsearch", 9200), ("elasticsearch-2", 9200),
+    ("elasticsearch-3", 9200), ("logstash", 5044), ("prometheus", 9090),
     ("alertmanager", 9093), ("grafana", 3000), ("mailpit", 8025), ("mailpit", 1025), ("node-exporter", 9100),
     ("loadgen", 8089), ("loki", 3100),
 })
