@@ -316,6 +316,30 @@ def test_the_service_monitor_scrapes_both_jobs(rendered: Objects) -> None:
     assert sorted(s["metadata"]["labels"]["app.kubernetes.io/component"] for s in selected) == ["app", "worker"]
 
 
+# The target labels the Prometheus Operator adds to every target of a ServiceMonitor.
+OPERATOR_TARGET_LABELS = frozenset({"endpoint", "namespace", "pod", "service", "container"})
+
+
+def test_the_service_monitor_keeps_the_labels_the_rules_group_by(rendered: Objects) -> None:
+    grouped = {label.strip() for rule in _rules(_rule_files(REPO / "prometheus" / "rules"))
+               for labels in re.findall(r"\b(?:by|without)\s*\(([^)]*)\)", str(rule.get("expr", "")))
+               for label in labels.split(",") if label.strip()}
+    clashing = grouped & OPERATOR_TARGET_LABELS
+    [monitor] = _of_kind(rendered, "ServiceMonitor")
+    for endpoint in monitor["spec"]["endpoints"]:
+        assert not clashing or endpoint.get("honorLabels") is True, (
+            f"the rules group by {sorted(clashing)}, which the operator's target labels would rename to exported_*")
+
+
+def test_a_terminating_app_pod_keeps_serving_until_it_leaves_the_endpoints(rendered: Objects) -> None:
+    spec = _deployment(rendered, "app")["spec"]["template"]["spec"]
+    [app] = spec["containers"]
+    pause = app["lifecycle"]["preStop"]["sleep"]["seconds"]
+    graceful_timeout = int(re.search(r"^graceful_timeout = (\d+)$", (REPO / "app" / "gunicorn.conf.py").read_text(),
+                                     re.MULTILINE)[1])
+    assert pause > 0 and pause + graceful_timeout < spec["terminationGracePeriodSeconds"]
+
+
 def test_the_prometheus_rules_are_the_source_rules(rendered: Objects) -> None:
     rules = {r["metadata"]["name"].removeprefix(f"{RELEASE}-"): r["spec"] for r in _of_kind(rendered, "PrometheusRule")}
     source = {name.removesuffix(".yml"): doc for name, doc in _rule_files(REPO / "prometheus" / "rules").items()}
