@@ -50,7 +50,7 @@ from sandbox.compose import compose_command
 from sandbox.env import ROOT, Settings, create_env_file, load_settings
 from tests.support.e2e_app import SCRIPT, USER
 from tests.support.e2e_clients import Jaeger, Prometheus, scraped_after, session
-from tests.support.e2e_stack import _image_problem, _own_stack_env, admin_headers, in_ci
+from tests.support.e2e_stack import _image_problem, _own_stack_env, admin_headers, unavailable
 from tests.support.visibility import wait_for
 
 SCALE = {"app": 3, "worker": 2}
@@ -114,16 +114,10 @@ def _docker(*args: str) -> str:
     return out
 
 
-def _unavailable(reason: str) -> None:
-    if in_ci():
-        pytest.fail(f"CI=true, so this may not skip: {reason}", pytrace=False)
-    pytest.skip(reason)
-
-
 @pytest.fixture(scope="module")
 def stack() -> Iterator[ScaledStack]:
     if (problem := docker_engine.compose_problem() or _image_problem()) is not None:
-        _unavailable(problem)
+        unavailable(problem)
     root = Path(tempfile.mkdtemp(prefix="e2e-scale-"))
     env = _own_stack_env(root, "compose", COMPOSE_PROJECT_NAME=f"obs-scale-{secrets.token_hex(4)}",
                          SANDBOX_SCRAPE_INTERVAL=SCRAPE_INTERVAL, SANDBOX_ALERT_FOR=ALERT_FOR)

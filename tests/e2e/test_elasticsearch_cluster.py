@@ -37,8 +37,9 @@ import requests
 
 from sandbox import docker_engine
 from sandbox.compose import compose_command
+from sandbox.doctor import MIN_MAX_MAP_COUNT
 from sandbox.env import ROOT, Settings, create_env_file, load_settings
-from tests.support.e2e_stack import _image_problem, _own_stack_env, in_ci
+from tests.support.e2e_stack import _image_problem, _own_stack_env, unavailable
 from tests.support.visibility import wait_for
 
 EXTENSION = "extensions/elasticsearch-cluster"
@@ -48,7 +49,6 @@ COMPOSE_FILES = ("docker-compose.yml", "extensions/otel-collector/docker-compose
 ONE_NAMESPACE = "tests/e2e/cluster/one-network-namespace.yml"
 NODES = ("elasticsearch", "elasticsearch-2", "elasticsearch-3")
 STOPPED = "elasticsearch-3"  # not the first node: in one network namespace, it holds the others' network
-MIN_MAX_MAP_COUNT = 262144
 NOFILE = 65535  # Elasticsearch's bootstrap check
 LINES = 3000
 LINES_PER_SECOND = 100
@@ -91,12 +91,6 @@ class Cluster:
         return self.get("/_cluster/health")
 
 
-def _unavailable(reason: str) -> None:
-    if in_ci():
-        pytest.fail(f"CI=true, so this may not skip: {reason}", pytrace=False)
-    pytest.skip(reason)
-
-
 def _max_map_count() -> int:
     try:
         return int(Path("/proc/sys/vm/max_map_count").read_text())
@@ -125,7 +119,7 @@ def _log_volume_for_the_app(project: str) -> None:
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[Cluster]:
     if (problem := docker_engine.compose_problem() or _image_problem()) is not None:
-        _unavailable(problem)
+        unavailable(problem)
     if (count := _max_map_count()) < MIN_MAX_MAP_COUNT:
         pytest.skip(f"vm.max_map_count is {count}, below the {MIN_MAX_MAP_COUNT} a cluster's nodes need: "
                     f"`sysctl -w vm.max_map_count={MIN_MAX_MAP_COUNT}` (.ci/run sets it)")
@@ -140,10 +134,10 @@ def cluster() -> Iterator[Cluster]:
     cluster = Cluster(env, settings, f"http://127.0.0.1:{env['ELASTICSEARCH_PORT']}",
                       ("elastic", settings.get("ELASTIC_PASSWORD")))
     try:
-        for image in (settings.get("ELASTIC_VERSION") and f"elasticsearch:{settings.get('ELASTIC_VERSION')}",
+        for image in (f"elasticsearch:{settings.get('ELASTIC_VERSION')}",
                       f"otel/opentelemetry-collector-contrib:{settings.get('OTELCOL_VERSION')}"):
             if docker_engine.docker("image", "inspect", image) is None:
-                _unavailable(f"{image} is not on this machine: `make images` builds it")
+                unavailable(f"{image} is not on this machine: `make images` builds it")
         _log_volume_for_the_app(cluster.env["COMPOSE_PROJECT_NAME"])
         done = cluster.compose("up", "--detach", "--wait", "--wait-timeout", str(UP_TIMEOUT), *NODES, "otel-collector",
                                timeout=UP_TIMEOUT + 60)
@@ -184,14 +178,13 @@ def _write_lines(cluster: Cluster, run: str) -> subprocess.CompletedProcess[str]
 
 
 def _shipped(cluster: Cluster, run: str) -> tuple[int, int]:
-    """(documents of this run, distinct lines among them)."""
-    found = cluster.get("/app-logs-*/_search", size=0, q=f"request_id:{run}", track_total_hits="true",
-                        **{"filter_path": "hits.total.value"})
-    body = {"size": 0, "query": {"term": {"request_id": run}},
+    """(documents of this run, distinct lines among them), from one search."""
+    body = {"size": 0, "track_total_hits": True, "query": {"term": {"request_id": run}},
             "aggs": {"lines": {"cardinality": {"field": "message.keyword", "precision_threshold": 40000}}}}
     response = requests.post(f"{cluster.url}/app-logs-*/_search", json=body, auth=cluster.auth, timeout=30)
     response.raise_for_status()
-    return found["hits"]["total"]["value"], response.json()["aggregations"]["lines"]["value"]
+    found = response.json()
+    return found["hits"]["total"]["value"], found["aggregations"]["lines"]["value"]
 
 
 def test_a_node_stopped_under_log_load_loses_no_document_and_the_cluster_heals(cluster: Cluster) -> None:

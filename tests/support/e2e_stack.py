@@ -105,6 +105,13 @@ def in_ci() -> bool:
     return os.environ.get("CI") == "true"
 
 
+def unavailable(reason: str) -> None:
+    """Skip a test of a stack of its own that cannot run here; in CI, where it must run, fail instead."""
+    if in_ci():
+        pytest.fail(f"CI=true, so this may not skip: {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
 def port_keys(example: Path = ROOT / ".env.example") -> list[str]:
     """Every port variable of .env.example: the native sandbox under test gets a free port for each."""
     return sorted(key for key in parse_env(example.read_text()) if key.endswith("_PORT"))
