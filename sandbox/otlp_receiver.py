@@ -1,6 +1,6 @@
 """An OTLP/HTTP trace receiver on 127.0.0.1, for the benchmarks and the tests.
 
-It answers every export at once with an empty ExportTraceServiceResponse (zero bytes of protobuf), so
+It answers every export at once with an empty ExportTraceServiceResponse (in protobuf or JSON, as asked), so
 what the exporters spend is their own work (batching, encoding, the HTTP request), not a collector's.
 It counts the exports per path, by its first segment (``endpoint(name)`` gives each sender its own),
 and with ``keep`` it also keeps every body, uncompressed, for the tests to decode.
@@ -33,10 +33,13 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         self.server.record(self.path, body, compressed=self.headers.get("Content-Encoding") == "gzip")
+        # An empty ExportTraceServiceResponse, in the encoding of the request.
+        answer = b"{}" if self.headers.get("Content-Type") == "application/json" else b""
         self.send_response(200)
-        self.send_header("Content-Type", "application/x-protobuf")
-        self.send_header("Content-Length", "0")
+        self.send_header("Content-Type", "application/json" if answer else "application/x-protobuf")
+        self.send_header("Content-Length", str(len(answer)))
         self.end_headers()
+        self.wfile.write(answer)
 
     def log_message(self, format: str, *args: Any) -> None:
         return  # one line per export would drown the output of whoever runs it

@@ -113,6 +113,15 @@ class ObservabilityConfig:
     traces_sampler: str = setting("OTEL_TRACES_SAMPLER", "parentbased_traceidratio", "Sampler (read by the SDK).",
                                   normalize=str.lower)
     traces_sampler_arg: str = setting("OTEL_TRACES_SAMPLER_ARG", "0.1", "Sampling ratio (read by the SDK).")
+    traces_protocol: str = setting(
+        "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "http/json",
+        "Trace export encoding: `http/json` (this package's, a third of protobuf's cost) or `http/protobuf`.",
+        normalize=str.lower)
+    server_spans: str = setting(
+        "TRACE_SERVER_SPANS", "lean",
+        "Server spans: `lean` (this package's, sampled before attribute work) or `upstream` "
+        "(opentelemetry-instrumentation-flask).",
+        normalize=str.lower)
     sql_commenter: bool = setting("TRACE_SQL_COMMENTER", False, "Append traceparent comments to SQL statements.")
     redis_url: str = setting("REDIS_URL", "redis://127.0.0.1:6379/0",
                              "Redis for error aggregation, dedupe, active users.", secret=True)  # may hold a password

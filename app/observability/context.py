@@ -7,12 +7,13 @@ it with a single lookup instead of touching Flask's globals.
 from __future__ import annotations
 
 from contextvars import ContextVar, Token
+from typing import Any
 
 
 class RequestContext:
     __slots__ = (
-        "ip", "method", "path", "request_id", "started", "task_id", "task_name", "token", "user_agent",
-        "user_id",
+        "ip", "method", "path", "request_id", "span", "span_token", "started", "task_id", "task_name", "token",
+        "user_agent", "user_id",
     )
 
     def __init__(
@@ -36,6 +37,9 @@ class RequestContext:
         self.task_name = task_name
         self.started = 0.0  # perf_counter() when the request or task began
         self.token: Token[RequestContext | None] | None = None  # resets the variable when it ends
+        # The request's server span and the token that detaches it (observability.server_spans).
+        self.span: Any = None
+        self.span_token: Any = None
 
     def log_fields(self) -> dict[str, object]:
         fields: dict[str, object] = {"request_id": self.request_id}

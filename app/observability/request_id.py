@@ -16,12 +16,15 @@ import re
 import secrets
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flask import Flask, Request, Response, request
 
 from observability import context
 from observability.context import RequestContext
+
+if TYPE_CHECKING:
+    from observability.server_spans import ServerSpans
 
 HEADER = "X-Request-ID"
 SPAN_ATTRIBUTE = "request.id"
@@ -55,10 +58,14 @@ class RequestHooks:
         self.on_end: list[EndHook] = []
 
 
-def init_request_id(app: Flask, tracing_enabled: bool) -> RequestHooks:
-    """Opens the request context first and closes it last; returns the hooks other concerns extend."""
+def init_request_id(app: Flask, tracing_enabled: bool, server_spans: ServerSpans | None = None) -> RequestHooks:
+    """Opens the request context first and closes it last; returns the hooks other concerns extend.
+
+    With `server_spans` the request's server span opens and closes with the context; else, with
+    tracing on, the upstream Flask instrumentation's span gets the request id.
+    """
     hooks = RequestHooks()
-    set_span_attribute = _span_attribute_setter() if tracing_enabled else None
+    set_span_attribute = _span_attribute_setter() if tracing_enabled and server_spans is None else None
     current_request: Callable[[], Request] = request._get_current_object  # one proxy lookup per hook
 
     def open_context() -> None:
@@ -73,6 +80,8 @@ def init_request_id(app: Flask, tracing_enabled: bool) -> RequestHooks:
         )
         ctx.started = time.perf_counter()
         ctx.token = context.activate(ctx)
+        if server_spans is not None:
+            server_spans.start(ctx, req)
         for hook in hooks.on_start:
             hook(ctx)
 
@@ -82,14 +91,16 @@ def init_request_id(app: Flask, tracing_enabled: bool) -> RequestHooks:
             return response
         response.headers[HEADER] = ctx.request_id
         # Here, not in open_context: the Flask instrumentation's span starts in a later hook.
-        if set_span_attribute is not None:
+        if server_spans is not None:
+            server_spans.finish(ctx, response)
+        elif set_span_attribute is not None:
             set_span_attribute(ctx.request_id)
         req = current_request()
         for hook in hooks.on_response:
             hook(ctx, req, response)
         return response
 
-    def close_context(_error: BaseException | None) -> None:
+    def close_context(error: BaseException | None) -> None:
         ctx = context.current()
         if ctx is None or ctx.token is None:
             return
@@ -97,6 +108,8 @@ def init_request_id(app: Flask, tracing_enabled: bool) -> RequestHooks:
             for hook in hooks.on_end:
                 hook(ctx)
         finally:
+            if server_spans is not None:
+                server_spans.end(ctx, error)
             context.deactivate(ctx.token)
 
     # First before-request hook, last after-request and teardown hook (Flask runs those two lists

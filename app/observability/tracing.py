@@ -9,10 +9,12 @@ thread, so an unreachable collector drops spans instead of slowing or failing re
 
 from __future__ import annotations
 
+import importlib.metadata
+import os
 import socket
 import uuid
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from opentelemetry import trace
 from opentelemetry.context import Context
@@ -38,7 +40,11 @@ from opentelemetry.util.types import Attributes
 
 from observability.config import ObservabilityConfig
 from observability.degraded import throttle_logger
+from observability.otlp_json import OtlpJsonSpanExporter
 from observability.redaction import Redactor
+
+if TYPE_CHECKING:
+    from observability.server_spans import ServerSpans
 
 # While the collector is down these log several records per failed batch, every batch (measured: 42
 # a minute per process): one per message per DEGRADED_WARNING_INTERVAL_SECONDS says as much.
@@ -91,8 +97,34 @@ def _request_path(attributes: Attributes) -> object:
     return path
 
 
+SERVER_SPAN_PATHS = ("lean", "upstream")
+
+
+def server_spans(config: ObservabilityConfig) -> ServerSpans | None:
+    """The lean server-span path, or None where `TRACE_SERVER_SPANS=upstream` asks for Flask's own
+    instrumentation (which `instrument_libraries` then wires)."""
+    if config.server_spans not in SERVER_SPAN_PATHS:
+        raise ValueError(f"unsupported TRACE_SERVER_SPANS {config.server_spans!r}: "
+                         f"one of {', '.join(SERVER_SPAN_PATHS)}")
+    use_stable_http_conventions()
+    if config.server_spans == "upstream":
+        return None
+    from observability.server_spans import ServerSpans  # noqa: PLC0415 - imports Flask, which the worker never needs
+
+    return ServerSpans(sql_commenter=config.sql_commenter, flask_version=importlib.metadata.version("flask"))
+
+
+def use_stable_http_conventions() -> None:
+    """The stable HTTP attribute names (`url.path`, `http.request.method`, ...) from every HTTP
+    instrumentation, as the lean path writes them; the instrumentations read this once, when the
+    first of them is wired. A value set by the operator is kept."""
+    os.environ.setdefault("OTEL_SEMCONV_STABILITY_OPT_IN", "http")
+
+
 def instrument_libraries(config: ObservabilityConfig, app: Any = None, engine: Any = None) -> None:
-    """Wires the instrumentations; safe before fork because no provider exists yet."""
+    """Wires the instrumentations, Flask's own only when `app` is given; safe before fork because no
+    provider exists yet."""
+    use_stable_http_conventions()
     if app is not None:
         # Imported here: it imports Flask, which the Celery worker never needs.
         from opentelemetry.instrumentation.flask import FlaskInstrumentor  # noqa: PLC0415
@@ -140,12 +172,25 @@ def start_provider(config: ObservabilityConfig, exporter: SpanExporter | None = 
     provider = TracerProvider(resource=resource, sampler=sampler)
     for logger_name in _EXPORT_FAILURE_LOGGERS:
         throttle_logger(logger_name, config.degraded_warning_interval_seconds)
-    redacting = RedactingSpanExporter(exporter or OTLPSpanExporter(), Redactor.from_config(config))
+    redacting = RedactingSpanExporter(exporter or build_exporter(config.traces_protocol), Redactor.from_config(config))
     # The batch queue is bounded (OTEL_BSP_MAX_QUEUE_SIZE, 2048 spans): an unreachable collector
     # costs dropped spans, never memory.
     provider.add_span_processor(BatchSpanProcessor(redacting))
     trace.set_tracer_provider(provider)
     return provider
+
+
+TRACE_PROTOCOLS = ("http/json", "http/protobuf")
+
+
+def build_exporter(protocol: str) -> SpanExporter:
+    """The OTLP/HTTP exporter for `OTEL_EXPORTER_OTLP_TRACES_PROTOCOL`; gRPC is refused (see above)."""
+    if protocol == "http/json":
+        return OtlpJsonSpanExporter()
+    if protocol == "http/protobuf":
+        return OTLPSpanExporter()
+    raise ValueError(f"unsupported OTEL_EXPORTER_OTLP_TRACES_PROTOCOL {protocol!r}: "
+                     f"one of {', '.join(TRACE_PROTOCOLS)}")
 
 
 class RedactingSpanExporter(SpanExporter):

@@ -36,7 +36,12 @@ def init_observability(
     config = config or ObservabilityConfig.from_env()
     obs = build_observability(config, celery)
     app.logger.removeHandler(default_handler)
-    request_hooks = obs.request_hooks = init_request_id(app, config.tracing_enabled)
+    server_spans = None
+    if config.tracing_enabled:
+        from observability import tracing  # noqa: PLC0415 - OpenTelemetry is loaded only when used
+
+        server_spans = tracing.server_spans(config)
+    request_hooks = obs.request_hooks = init_request_id(app, config.tracing_enabled, server_spans)
     if config.http_metrics_enabled:
         init_http_metrics(request_hooks)
     if config.access_log_enabled:
@@ -49,9 +54,7 @@ def init_observability(
     if celery is not None:
         propagate_to_tasks()
     if config.tracing_enabled:
-        from observability import tracing  # noqa: PLC0415 - OpenTelemetry is loaded only when used
-
-        tracing.instrument_libraries(config, app=app, engine=engine)
+        tracing.instrument_libraries(config, app=None if server_spans else app, engine=engine)
         process.start(lambda: tracing.start_provider(config))
     process.start(obs.notifier.recover)  # what an earlier process left in the alert spool
     app.extensions["observability"] = obs

@@ -136,11 +136,18 @@ def planted(processes, otlp, webhook_sink, smtp_sink) -> dict[str, Any]:
     statuses = _plant(f"http://127.0.0.1:{web.port}")
     wait_until(lambda: len(_webhook_bodies(webhook_sink)) >= 2 and len(smtp_sink.messages) >= 2, timeout=30,
                what="two alerts by webhook and e-mail")
-    wait_until(lambda: any(_attributes(s).get("http.method") == "POST" and s.kind == 3 for s in otlp.proto_spans()),
+    wait_until(lambda: any(_attributes(s).get("http.request.method") == "POST" and s.kind == 3
+                           for s in otlp.proto_spans()),
                timeout=30, what="the worker's span of the webhook post")
-    wait_until(lambda: len({_attributes(s).get("http.target") for s in otlp.proto_spans()} - {None}) >= 8, timeout=30,
+    wait_until(lambda: len(_server_requests(otlp.proto_spans())) >= 8, timeout=30,
                what="the server spans of the eight planted requests")
     return {"statuses": statuses, "web": web, "worker": worker}
+
+
+def _server_requests(spans: list[Any]) -> set[tuple[Any, Any, Any]]:
+    """(method, path, query) of each server span (kind 2)."""
+    return {(_attributes(s).get("http.request.method"), _attributes(s).get("url.path"), _attributes(s).get("url.query"))
+            for s in spans if s.kind == 2}
 
 
 def test_the_planted_requests_got_their_answers(planted) -> None:
@@ -175,11 +182,11 @@ def test_no_log_line_holds_a_secret(planted) -> None:
 def test_no_exported_span_holds_a_secret(planted, otlp) -> None:
     assert [name for body in otlp.bodies() for name in _leaks(body)] == []
     spans = otlp.proto_spans()
-    targets = {_attributes(s).get("http.target") for s in spans}
-    assert "/api/episodes?token=[REDACTED]&api_key=[REDACTED]&limit=5" in targets
+    assert ("GET", "/api/episodes", "token=[REDACTED]&api_key=[REDACTED]&limit=5") in _server_requests(spans)
     sql_statuses = [s.status.message for s in spans if s.status.message.startswith("invalid input syntax")]
     assert sql_statuses and all('"[REDACTED]"' in message for message in sql_statuses)
-    posts = [_attributes(s)["http.url"] for s in spans if s.kind == 3 and _attributes(s).get("http.method") == "POST"]
+    posts = [_attributes(s)["url.full"] for s in spans
+             if s.kind == 3 and _attributes(s).get("http.request.method") == "POST"]
     assert posts and all(url.endswith("[REDACTED]") for url in posts)
 
 

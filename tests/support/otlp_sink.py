@@ -1,12 +1,15 @@
 """The sandbox's OTLP/HTTP receiver, keeping what it receives, with what the tests read from it: the
-spans decoded from the protobuf the exporters really send."""
+spans decoded from what the exporters really send, OTLP/JSON or protobuf."""
 
 from __future__ import annotations
 
+import base64
+import json
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from google.protobuf import json_format
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from sandbox.otlp_receiver import OtlpReceiver
@@ -28,9 +31,25 @@ def _value(any_value: Any) -> Any:
     return getattr(any_value, kind) if kind else None
 
 
+def parse_export(body: bytes) -> ExportTraceServiceRequest:
+    """One export, whichever OTLP/HTTP encoding it came in (a JSON one starts with a brace)."""
+    if not body.lstrip().startswith(b"{"):
+        return ExportTraceServiceRequest.FromString(body)
+    document = json.loads(body)
+    # OTLP/JSON writes ids as hex where protobuf's JSON mapping of bytes expects base64.
+    for resource_spans in document.get("resourceSpans", []):
+        for scope_spans in resource_spans.get("scopeSpans", []):
+            for span in scope_spans.get("spans", []):
+                for holder in (span, *span.get("links", [])):
+                    for key in ("traceId", "spanId", "parentSpanId"):
+                        if key in holder:
+                            holder[key] = base64.b64encode(bytes.fromhex(holder[key])).decode("ascii")
+    return json_format.ParseDict(document, ExportTraceServiceRequest())
+
+
 def _received(body: bytes) -> list[ReceivedSpan]:
     spans = []
-    for resource_spans in ExportTraceServiceRequest.FromString(body).resource_spans:
+    for resource_spans in parse_export(body).resource_spans:
         resource = {a.key: _value(a.value) for a in resource_spans.resource.attributes}
         for scope_spans in resource_spans.scope_spans:
             spans.extend(ReceivedSpan(
@@ -52,7 +71,7 @@ class OtlpSink(OtlpReceiver):
 
     def proto_spans(self) -> list[Any]:
         """Every span received, as the protobuf messages (kind, events and status included)."""
-        requests = [ExportTraceServiceRequest.FromString(body) for body in self.bodies()]
+        requests = [parse_export(body) for body in self.bodies()]
         return [span for request in requests for resource_spans in request.resource_spans
                 for scope_spans in resource_spans.scope_spans for span in scope_spans.spans]
 

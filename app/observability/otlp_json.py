@@ -1,0 +1,160 @@
+"""Spans sent as OTLP/HTTP in its JSON encoding, built with orjson.
+
+The export thread shares the GIL with the request threads, so the time it spends encoding a batch is
+time a request waits. The protobuf exporter builds a message object per span, attribute and value in
+Python (about 34 µs a span, bench/README.md); this builds plain dicts and lets orjson write them
+(about a third of that). The wire contract is OTLP's: `Content-Type: application/json` on
+`/v1/traces`, ids as hex, 64-bit integers as decimal strings, enums as numbers, which Jaeger v2 and
+the Collector accept like protobuf. `OTEL_EXPORTER_OTLP_TRACES_PROTOCOL=http/protobuf` goes back to
+the protobuf exporter.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import orjson
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export import SpanExportResult
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+from opentelemetry.trace import SpanContext
+
+_logger = logging.getLogger(__name__)
+
+# SpanFlags of OTLP: whether the parent is known to be remote, and whether it is.
+_HAS_IS_REMOTE = 0x100
+_IS_REMOTE = 0x200
+
+
+def encode_spans(spans: Sequence[ReadableSpan]) -> bytes:
+    """An ExportTraceServiceRequest in OTLP/JSON: spans grouped by resource, then by scope."""
+    # Grouped by identity: a process has one resource and a few scopes, and Resource's own hash
+    # serialises its attributes on every call.
+    resources: dict[int, Resource] = {}
+    grouped: dict[int, dict[int, tuple[InstrumentationScope | None, list[dict[str, Any]]]]] = {}
+    for span in spans:
+        resource, scope = span.resource, span.instrumentation_scope
+        resources[id(resource)] = resource
+        scopes = grouped.setdefault(id(resource), {})
+        scopes.setdefault(id(scope), (scope, []))[1].append(_span(span))
+    return orjson.dumps({"resourceSpans": [
+        {
+            "resource": {"attributes": _attributes(resources[key].attributes)},
+            "scopeSpans": [_scope_spans(scope, encoded) for scope, encoded in scopes.values()],
+            "schemaUrl": resources[key].schema_url,
+        }
+        for key, scopes in grouped.items()
+    ]})
+
+
+def _scope_spans(scope: InstrumentationScope | None, spans: list[dict[str, Any]]) -> dict[str, Any]:
+    if scope is None:
+        return {"scope": {}, "spans": spans}
+    encoded_scope = {"name": scope.name, "version": scope.version or "", "attributes": _attributes(scope.attributes)}
+    return {"scope": encoded_scope, "spans": spans, "schemaUrl": scope.schema_url or ""}
+
+
+def _span(span: ReadableSpan) -> dict[str, Any]:
+    context = span.context
+    parent = span.parent
+    encoded: dict[str, Any] = {
+        "traceId": format(context.trace_id, "032x"),
+        "spanId": format(context.span_id, "016x"),
+        "name": span.name,
+        "kind": span.kind.value + 1,  # the SDK counts from INTERNAL = 0, OTLP from UNSPECIFIED = 0
+        "startTimeUnixNano": str(span.start_time),
+        "endTimeUnixNano": str(span.end_time),
+        "attributes": _attributes(span.attributes),
+        "flags": _flags(parent),
+        "status": {"code": span.status.status_code.value, "message": span.status.description or ""},
+    }
+    if parent is not None:
+        encoded["parentSpanId"] = format(parent.span_id, "016x")
+    if context.trace_state:
+        encoded["traceState"] = context.trace_state.to_header()
+    if span.events:
+        encoded["events"] = [{"timeUnixNano": str(event.timestamp), "name": event.name,
+                              "attributes": _attributes(event.attributes),
+                              "droppedAttributesCount": event.dropped_attributes} for event in span.events]
+    if span.links:
+        encoded["links"] = [{"traceId": format(link.context.trace_id, "032x"),
+                             "spanId": format(link.context.span_id, "016x"),
+                             "attributes": _attributes(link.attributes),
+                             "droppedAttributesCount": link.dropped_attributes,
+                             "flags": _flags(link.context)} for link in span.links]
+    for key, count in (("droppedAttributesCount", span.dropped_attributes),
+                       ("droppedEventsCount", span.dropped_events), ("droppedLinksCount", span.dropped_links)):
+        if count:
+            encoded[key] = count
+    return encoded
+
+
+def _flags(parent: SpanContext | None) -> int:
+    return _HAS_IS_REMOTE | _IS_REMOTE if parent is not None and parent.is_remote else _HAS_IS_REMOTE
+
+
+def _attributes(attributes: Mapping[str, Any] | None) -> list[dict[str, Any]]:
+    if not attributes:
+        return []
+    encoded = []
+    for key, value in attributes.items():
+        kind = type(value)  # the two common types first, without the general dispatch
+        if kind is str:
+            encoded.append({"key": key, "value": {"stringValue": value}})
+        elif kind is int:
+            encoded.append({"key": key, "value": {"intValue": str(value)}})
+        else:
+            try:
+                encoded.append({"key": key, "value": _value(value)})
+            except TypeError:
+                _logger.exception("attribute %s left out of the export: %s", key, kind.__name__)
+    return encoded
+
+
+# Exact types: bool is an int to isinstance.
+_SCALARS = {str: "stringValue", bool: "boolValue", float: "doubleValue"}
+
+
+def _value(value: Any) -> dict[str, Any]:
+    scalar = _SCALARS.get(type(value))
+    if scalar is not None:
+        return {scalar: value}
+    if isinstance(value, int):
+        return {"intValue": str(value)}
+    if value is None:
+        return {}
+    if isinstance(value, bytes):
+        return {"bytesValue": base64.b64encode(value).decode("ascii")}
+    if isinstance(value, Mapping):
+        return {"kvlistValue": {"values": [{"key": str(k), "value": _value(v)} for k, v in value.items()]}}
+    if isinstance(value, Sequence):
+        return {"arrayValue": {"values": [_value(item) for item in value]}}
+    raise TypeError(f"unsupported attribute value {type(value).__name__}")
+
+
+class OtlpJsonSpanExporter(OTLPSpanExporter):
+    """The OTLP/HTTP exporter with the JSON encoding: its endpoint, headers, TLS, compression,
+    timeout and retries are upstream's, read from the same `OTEL_EXPORTER_OTLP_*` variables."""
+
+    def __init__(self, endpoint: str | None = None, headers: Mapping[str, str] | None = None,
+                 **kwargs: Any) -> None:
+        super().__init__(endpoint=endpoint, headers={**(headers or {}), "content-type": "application/json"},
+                         **kwargs)
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        if self._shutdown:
+            return SpanExportResult.FAILURE
+        try:
+            body = encode_spans(spans)
+        except Exception:
+            _logger.exception("a batch of %d spans could not be encoded", len(spans))
+            return SpanExportResult.FAILURE
+        # `_client` sends, compresses and retries for the upstream exporter (1.45, pinned); the
+        # encoding test sends through it, so an upgrade that moves it fails there first.
+        sent = self._client.export(body)
+        return SpanExportResult.SUCCESS if sent.success else SpanExportResult.FAILURE

@@ -1,0 +1,154 @@
+"""One SERVER span per Flask request, on the OpenTelemetry API: the lean path.
+
+`opentelemetry-instrumentation-flask` builds its attributes twice per request, wraps
+`start_response`, records its own metrics and does all of it before the sampler decides, so the
+90 % of requests a production sampler drops pay nearly the full price (bench/README.md has the
+profile). This path starts the span in the request's first hook with the few attributes the sampler
+reads (method, path, route) and adds the rest only to a span that records. Its spans are checked
+against the upstream instrumentation's for the same requests (tests/unit/observability/
+test_server_spans.py); `TRACE_SERVER_SPANS=upstream` switches back to it.
+
+Stable HTTP semantic conventions. Two deliberate differences from upstream 0.66: a request no route
+matched is named by its method alone (upstream appends the path, one span name per scanned URL), and
+`server.address` is the Host header's host without its port (which goes to `server.port`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from flask import Request, Response
+from opentelemetry import context, propagate, trace
+from opentelemetry.propagators.textmap import Getter
+from opentelemetry.trace import SpanKind, Status, StatusCode
+
+from observability.context import RequestContext
+
+# RFC 9110 and 5789 methods; others are reported as `_OTHER`, as the conventions ask.
+_KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH",
+                            "QUERY"})
+# The key the SQLAlchemy instrumentation's commenter reads the framework's tags from.
+_SQLCOMMENTER_KEY = "SQLCOMMENTER_ORM_TAGS_AND_VALUES"
+
+
+class _EnvironGetter(Getter[dict[str, Any]]):
+    """Reads propagation headers (`traceparent`, `baggage`) from a WSGI environ."""
+
+    def get(self, carrier: dict[str, Any], key: str) -> list[str] | None:
+        value = carrier.get("HTTP_" + key.upper().replace("-", "_"))
+        return [value] if value is not None else None
+
+    def keys(self, carrier: dict[str, Any]) -> list[str]:
+        return [key[5:].lower().replace("_", "-") for key in carrier if key.startswith("HTTP_")]
+
+
+_GETTER = _EnvironGetter()
+
+
+class ServerSpans:
+    """Starts, finishes and ends the server span of each request; `observability.request_id` calls it
+    from its hooks, so the span covers every other hook of the request."""
+
+    def __init__(self, *, sql_commenter: bool = False, flask_version: str = "") -> None:
+        # A proxy until this process's provider exists (it is created after fork).
+        self._tracer = trace.get_tracer(__name__)
+        self._commenter_framework = f"flask:{flask_version}" if sql_commenter else None
+
+    def start(self, ctx: RequestContext, req: Request) -> None:
+        environ = req.environ
+        raw_method = environ.get("REQUEST_METHOD", "")
+        method = raw_method.upper()
+        if method not in _KNOWN_METHODS:
+            method = "_OTHER"
+        rule = req.url_rule
+        route = rule.rule if rule is not None else None
+        name = _span_name(method, route)
+        # What the sampler may read (SkipPaths reads url.path); everything else waits for its verdict.
+        attributes: dict[str, Any] = {"http.request.method": method, "url.path": environ.get("PATH_INFO") or "/"}
+        if route is not None:
+            attributes["http.route"] = route
+        parent = propagate.extract(environ, getter=_GETTER)
+        span = self._tracer.start_span(name, parent, SpanKind.SERVER, attributes)
+        if span.is_recording():
+            span.set_attributes(_request_attributes(environ, raw_method, method))
+            span.set_attribute("request.id", ctx.request_id)
+        span_context = trace.set_span_in_context(span, parent)
+        if self._commenter_framework is not None:
+            span_context = context.set_value(_SQLCOMMENTER_KEY, self._commenter_tags(req, route), span_context)
+        ctx.span = span
+        ctx.span_token = context.attach(span_context)
+
+    def finish(self, ctx: RequestContext, response: Response) -> None:
+        span = ctx.span
+        if span is None or not span.is_recording():
+            return
+        status = response.status_code
+        span.set_attribute("http.response.status_code", status)
+        if status >= 500:
+            span.set_attribute("error.type", str(status))
+            span.set_status(Status(StatusCode.ERROR))
+
+    def end(self, ctx: RequestContext, error: BaseException | None) -> None:
+        span, token = ctx.span, ctx.span_token
+        if span is None or token is None:
+            return
+        ctx.span = ctx.span_token = None
+        try:
+            if error is not None and span.is_recording():
+                span.record_exception(error)
+                span.set_status(Status(StatusCode.ERROR, f"{type(error).__name__}: {error}"))
+            span.end()
+        finally:
+            context.detach(token)
+
+    def _commenter_tags(self, req: Request, route: str | None) -> dict[str, str]:
+        tags = {"framework": self._commenter_framework or ""}
+        if req.endpoint:
+            tags["controller"] = req.endpoint
+        if route:
+            tags["route"] = route
+        return tags
+
+
+def _span_name(method: str, route: str | None) -> str:
+    if method == "_OTHER":
+        return "HTTP"
+    return f"{method} {route}" if route is not None else method
+
+
+def _request_attributes(environ: dict[str, Any], raw_method: str, method: str) -> dict[str, Any]:
+    """The rest of the stable HTTP server attributes, for spans that record."""
+    attributes: dict[str, Any] = {"url.scheme": environ.get("wsgi.url_scheme", "http")}
+    if method == "_OTHER":
+        attributes["http.request.method_original"] = raw_method
+    host, port = _host_and_port(environ.get("HTTP_HOST") or environ.get("SERVER_NAME") or "")
+    if host:
+        attributes["server.address"] = host
+    port = port or environ.get("SERVER_PORT") or ""
+    if port.isdigit():
+        attributes["server.port"] = int(port)
+    _copy(attributes, environ, (("QUERY_STRING", "url.query"), ("REMOTE_ADDR", "client.address"),
+                                ("HTTP_USER_AGENT", "user_agent.original")))
+    remote_port = environ.get("REMOTE_PORT")
+    if remote_port and str(remote_port).isdigit():
+        attributes["client.port"] = int(remote_port)
+    protocol = environ.get("SERVER_PROTOCOL", "")
+    if protocol.upper().startswith("HTTP/"):
+        attributes["network.protocol.version"] = protocol[5:]
+    return attributes
+
+
+def _host_and_port(host_header: str) -> tuple[str, str]:
+    """`example.com:8080` is ("example.com", "8080"), `[::1]:80` ("::1", "80"), `example.com` ("example.com", "")."""
+    host, colon, port = host_header.rpartition(":")
+    if colon and port.isdigit() and (host.endswith("]") or ":" not in host):
+        return host.strip("[]"), port
+    return host_header.strip("[]"), ""
+
+
+def _copy(attributes: dict[str, Any], environ: dict[str, Any], names: Iterable[tuple[str, str]]) -> None:
+    for key, attribute in names:
+        value = environ.get(key)
+        if value:
+            attributes[attribute] = value

@@ -1,0 +1,118 @@
+"""The OTLP/JSON encoding against the protobuf exporter's encoder: the same spans give the same
+ExportTraceServiceRequest; and the exporter really sends it, as JSON, through upstream's client."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans as encode_protobuf
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import (
+    Link,
+    NonRecordingSpan,
+    SpanContext,
+    SpanKind,
+    Status,
+    StatusCode,
+    TraceFlags,
+    set_span_in_context,
+)
+from opentelemetry.trace.span import TraceState
+
+from observability.config import ObservabilityConfig
+from observability.otlp_json import OtlpJsonSpanExporter, encode_spans
+from observability.tracing import build_exporter
+from sandbox.otlp_receiver import OtlpReceiver
+from tests.support.otlp_sink import parse_export
+
+
+def _spans() -> list[ReadableSpan]:
+    """Spans with every field the encoders treat: kinds, remote and local parents, trace state, links,
+    events, error status, dropped attributes, attribute types, two resources and two scopes."""
+    memory = InMemorySpanExporter()
+    spans: list[ReadableSpan] = []
+    for service in ("api", "worker"):
+        provider = TracerProvider(resource=Resource.create({"service.name": service, "host.name": "h1"}),
+                                  span_limits=None)
+        provider.add_span_processor(SimpleSpanProcessor(memory))
+        remote = SpanContext(0x4BF92F3577B34DA6A3CE929D0E0E4736, 0x00F067AA0BA902B7, is_remote=True,
+                             trace_flags=TraceFlags(TraceFlags.SAMPLED), trace_state=TraceState([("vendor", "v1")]))
+        server_tracer = provider.get_tracer("observability.server_spans", "1.0", schema_url="https://example/s")
+        with server_tracer.start_as_current_span(
+                "GET /items/<int:item_id>", set_span_in_context(NonRecordingSpan(remote)), SpanKind.SERVER,
+                attributes={"http.request.method": "GET", "server.port": 8000, "ratio": 0.25, "cached": False,
+                            "tags": ("a", "b"), "ports": (1, 2), "big": 2**62}) as server:
+            server.add_event("retry", {"attempt": 2})
+            with provider.get_tracer("sqlalchemy").start_as_current_span(
+                    "SELECT", kind=SpanKind.CLIENT, links=[Link(remote, {"why": "batch"})]) as query:
+                query.set_status(Status(StatusCode.ERROR, "division by zero"))
+                query.record_exception(ZeroDivisionError("division by zero"))
+        provider.get_tracer("celery").start_span("run/task", kind=SpanKind.CONSUMER).end()
+        provider.get_tracer("celery").start_span("apply_async/task", kind=SpanKind.PRODUCER).end()
+    spans.extend(memory.get_finished_spans())
+    return spans
+
+
+def _canonical(request) -> list:
+    """Resources, scopes and spans in a stable order (grouping keeps insertion order in both)."""
+    return sorted(json.dumps(json.loads(_to_json(resource_spans)), sort_keys=True)
+                  for resource_spans in request.resource_spans)
+
+
+def _to_json(message) -> str:
+    from google.protobuf import json_format
+
+    return json_format.MessageToJson(message)
+
+
+def test_the_json_encoding_carries_what_the_protobuf_encoding_does() -> None:
+    spans = _spans()
+    assert len(spans) == 8
+    ours = parse_export(encode_spans(spans))
+    theirs = encode_protobuf(spans)
+    assert _canonical(ours) == _canonical(theirs)
+    assert ours == theirs  # the same message, field by field and in the same order
+
+
+def test_ids_and_64_bit_integers_are_written_as_otlp_json_asks() -> None:
+    document = json.loads(encode_spans(_spans()))
+    spans = [span for scope in document["resourceSpans"][0]["scopeSpans"] for span in scope["spans"]]
+    (span,) = [span for span in spans if span["kind"] == 2]  # SERVER
+    assert span["traceId"] == "4bf92f3577b34da6a3ce929d0e0e4736" and span["parentSpanId"] == "00f067aa0ba902b7"
+    assert span["kind"] == 2 and span["traceState"] == "vendor=v1" and span["flags"] == 0x300
+    assert isinstance(span["startTimeUnixNano"], str)
+    values = {a["key"]: a["value"] for a in span["attributes"]}
+    assert values["big"] == {"intValue": str(2**62)} and values["cached"] == {"boolValue": False}
+
+
+def test_the_exporter_sends_json_to_the_traces_endpoint() -> None:
+    receiver = OtlpReceiver(keep=True)
+    try:
+        exporter = OtlpJsonSpanExporter(endpoint=f"{receiver.url}/v1/traces", headers={"x-tenant": "t1"})
+        assert exporter.export(_spans()) is SpanExportResult.SUCCESS
+        exporter.shutdown()
+        assert exporter.export(_spans()) is SpanExportResult.FAILURE  # after shutdown, nothing is sent
+    finally:
+        receiver.close()
+    (body,) = receiver.bodies()
+    assert body.startswith(b'{"resourceSpans":')
+    assert len(parse_export(body).resource_spans) == 2
+
+
+def test_an_unreachable_endpoint_is_a_failed_export_not_an_exception() -> None:
+    from sandbox.net import free_port
+
+    exporter = OtlpJsonSpanExporter(endpoint=f"http://127.0.0.1:{free_port()}/v1/traces", timeout=1)
+    assert exporter.export(_spans()) is SpanExportResult.FAILURE
+
+
+def test_the_protocol_setting_chooses_the_encoding() -> None:
+    assert ObservabilityConfig().traces_protocol == "http/json"
+    assert type(build_exporter("http/json")) is OtlpJsonSpanExporter
+    assert type(build_exporter("http/protobuf")).__name__ == "OTLPSpanExporter"
+    with pytest.raises(ValueError, match="OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"):
+        build_exporter("grpc")
