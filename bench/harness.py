@@ -24,7 +24,7 @@ from bench import servers
 from bench.apps.routes import build_engine, prepare_database
 from bench.load import LoadResult, run_wrk, wrk_binary
 from bench.servers import Server
-from bench.variants import BARE, ENDPOINTS, VARIANTS
+from bench.variants import BARE, ENDPOINTS, OTEL, VARIANTS
 from sandbox.common import MissingToolError
 from sandbox.engines import postgres, redis_server
 from sandbox.otlp_receiver import OtlpReceiver
@@ -188,13 +188,18 @@ def _evidence(samples: list[Sample], counted: dict[str, float | None],
 
 
 def summarise(samples: list[Sample]) -> list[dict[str, Any]]:
-    """Medians per variant and endpoint; `ratio_to_bare` (and the time added per request) are medians
-    of per-round figures, each against the same round's bare run of the same endpoint."""
+    """Medians per variant and endpoint; `ratio_to_bare`, `p99_ratio_to_bare` (and the time added per
+    request) are medians of per-round figures, each against the same round's bare run of the same
+    endpoint; `ratio_to_otel` likewise against the `otel` peer where it ran."""
     bare = {(s.round, s.endpoint): s.requests_per_s for s in samples if s.variant == BARE}
+    bare_p99 = {(s.round, s.endpoint): s.p99_ms for s in samples if s.variant == BARE}
+    otel = {(s.round, s.endpoint): s.requests_per_s for s in samples if s.variant == OTEL}
     summary = []
     for variant, endpoint in dict.fromkeys((s.variant, s.endpoint) for s in samples):
         mine = [s for s in samples if s.variant == variant and s.endpoint == endpoint]
         ratios = [s.requests_per_s / bare[(s.round, endpoint)] for s in mine]
+        p99_ratios = [s.p99_ms / bare_p99[(s.round, endpoint)] for s in mine]
+        to_otel = [s.requests_per_s / otel[(s.round, endpoint)] for s in mine if (s.round, endpoint) in otel]
         # One saturated worker: 1/throughput is its time per request, so the difference is the
         # instrumentation's time per request, comparable with the micro-benchmarks.
         added_us = [1e6 / s.requests_per_s - 1e6 / bare[(s.round, endpoint)] for s in mine]
@@ -205,13 +210,15 @@ def summarise(samples: list[Sample]) -> list[dict[str, Any]]:
             "p50_ms": round(statistics.median(s.p50_ms for s in mine), 3),
             "p99_ms": round(statistics.median(s.p99_ms for s in mine), 3),
             "ratio_to_bare": round(statistics.median(ratios), 3),
+            "p99_ratio_to_bare": round(statistics.median(p99_ratios), 2),
+            "ratio_to_otel": round(statistics.median(to_otel), 3) if to_otel else None,
             "added_us_per_request": round(statistics.median(added_us), 1),
             "rounds": len(mine),
             "log_bytes_per_request": round(statistics.median(s.log_bytes_per_request for s in mine), 1),
             "failed_requests": sum(s.failed for s in mine),
             "samples": [{"round": s.round, "requests_per_s": round(s.requests_per_s, 1), "p50_ms": s.p50_ms,
-                         "p99_ms": s.p99_ms, "ratio_to_bare": round(ratio, 4)}
-                        for s, ratio in zip(mine, ratios, strict=True)],
+                         "p99_ms": s.p99_ms, "ratio_to_bare": round(ratio, 4), "p99_ratio_to_bare": round(p99, 3)}
+                        for s, ratio, p99 in zip(mine, ratios, p99_ratios, strict=True)],
         })
     order = {name: index for index, name in enumerate(VARIANTS)}
     endpoints = {name: index for index, name in enumerate(ENDPOINTS)}

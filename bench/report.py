@@ -66,12 +66,14 @@ def _load_section(result: dict[str, Any]) -> str:
            f"{method['duration_s']} s after {method['warmup_s']} s of warm-up, variants in shuffled order each "
            "round; medians over rounds; *ratio* is the median of each round's req/s ÷ bare's in that round; "
            "+µs/req is 1/req/s minus bare's, the worker's added time per request (same per-round median); "
-           "log B/req is what the server wrote to its stdout/stderr file per request")
-    rows = ["| Endpoint | Variant | req/s | ratio | +µs/req | p50 ms | p99 ms | log B/req |",
-            "|---|---|---:|---:|---:|---:|---:|---:|"]
+           "*p99 ratio* is p99 ÷ bare's p99 in the same round, *÷ otel* req/s ÷ the otel peer's in the same "
+           "round (medians); log B/req is what the server wrote to its stdout/stderr file per request")
+    rows = ["| Endpoint | Variant | req/s | ratio | ÷ otel | +µs/req | p50 ms | p99 ms | p99 ratio | log B/req |",
+            "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     rows += [f"| {r['endpoint']} | {r['variant']} | {r['requests_per_s']:,.0f} | {r['ratio_to_bare']:.2f} | "
-             f"{r['added_us_per_request']:,.0f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | "
-             f"{r['log_bytes_per_request']:,.0f} |" for r in result["results"]]
+             f"{_optional(r.get('ratio_to_otel'))} | {r['added_us_per_request']:,.0f} | {r['p50_ms']:.2f} | "
+             f"{r['p99_ms']:.2f} | {_optional(r.get('p99_ratio_to_bare'))} | {r['log_bytes_per_request']:,.0f} |"
+             for r in result["results"]]
     evidence = result.get("evidence") or {}
     spans = ", ".join(f"{name} {e['otlp_bytes'] / 1024:,.0f} KB in {e['otlp_exports']} exports"
                       for name, e in evidence.items() if e["otlp_exports"])
@@ -79,6 +81,10 @@ def _load_section(result: dict[str, Any]) -> str:
     if spans:
         lines.append(f"Traces received over OTLP/HTTP by the discarding receiver during the run: {spans}.")
     return "\n\n".join(lines)
+
+
+def _optional(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.2f}"
 
 
 def _log_format(result: dict[str, Any], micro: dict[str, Any]) -> str:

@@ -102,15 +102,20 @@ def test_output_names_machine_versions_micro_and_targets(smoke_run) -> None:
     assert result["micro"]["tracing"]["cases"]["project tracing-only"]["spans_per_request"] >= 1
     assert all(s["counts_preserved"] for s in result["micro"]["metrics_scrape"]["scenarios"])
     assert [t["name"] for t in result["targets"]] == [
-        "full_100_trivial_ratio", "full_100_db_ratio", "full_default_db_ratio", "request_path_overhead_us",
-        "tracing_part_ratio_to_otel", "metrics_scrape_4_workers_100_restarts_ms"]
+        "full_100_trivial_ratio", "full_default_trivial_ratio", "full_100_db_ratio", "full_default_db_ratio",
+        "logs_only_trivial_ratio", "metrics_only_trivial_ratio",
+        "tracing_only_trivial_to_otel", "tracing_only_db_to_otel", "full_default_trivial_to_otel",
+        "full_default_db_to_otel",
+        "full_100_trivial_p99_ratio", "full_100_db_p99_ratio", "tracing_only_trivial_p99_ratio",
+        "tracing_only_db_p99_ratio", "full_default_trivial_p99_ratio", "full_default_db_p99_ratio",
+        "request_path_overhead_us", "tracing_part_ratio_to_otel", "metrics_scrape_4_workers_100_restarts_ms"]
     assert "| Endpoint | Variant |" in markdown
     assert "*Machine:*" in markdown
 
 
-def _sample(round_: int, variant: str, rps: float) -> Sample:
+def _sample(round_: int, variant: str, rps: float, p99_ms: float = 2.0) -> Sample:
     return Sample(round=round_, variant=variant, endpoint="trivial", requests_per_s=rps, p50_ms=1.0,
-                  p99_ms=2.0, requests=int(rps), failed=0, log_bytes_per_request=0.0)
+                  p99_ms=p99_ms, requests=int(rps), failed=0, log_bytes_per_request=0.0)
 
 
 def test_ratio_is_taken_against_the_same_rounds_bare() -> None:
@@ -125,3 +130,16 @@ def test_ratio_is_taken_against_the_same_rounds_bare() -> None:
     # 1/400 - 1/1000 s, 1/800 - 1/2000 s, 1/500 - 1/1000 s: the median is 1,000 µs.
     assert rows["seed"]["added_us_per_request"] == 1000.0
     assert rows["bare"]["added_us_per_request"] == 0.0
+    assert rows["seed"]["ratio_to_otel"] is None  # no otel in these rounds
+
+
+def test_tail_and_peer_ratios_are_taken_within_each_round() -> None:
+    # Bare's p99 doubles in round 2 (a noisier round): the p99 ratio stays, as the throughput ratio does.
+    samples = [_sample(1, "bare", 1000, p99_ms=2.0), _sample(1, "otel", 400), _sample(1, "tracing-only", 600, 8.0),
+               _sample(2, "bare", 1000, p99_ms=4.0), _sample(2, "otel", 500), _sample(2, "tracing-only", 750, 16.0),
+               _sample(3, "bare", 1000, p99_ms=2.0), _sample(3, "otel", 300), _sample(3, "tracing-only", 480, 10.0)]
+    rows = {row["variant"]: row for row in summarise(samples)}
+    assert rows["tracing-only"]["p99_ratio_to_bare"] == 4.0  # 4, 4 and 5
+    assert rows["tracing-only"]["ratio_to_otel"] == 1.5  # 1.5, 1.5 and 1.6
+    assert rows["otel"]["ratio_to_otel"] == 1.0 and rows["bare"]["p99_ratio_to_bare"] == 1.0
+    assert [s["p99_ratio_to_bare"] for s in rows["tracing-only"]["samples"]] == [4.0, 4.0, 5.0]
