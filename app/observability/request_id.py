@@ -90,7 +90,7 @@ def init_request_id(app: Flask, tracing_enabled: bool, server_spans: ServerSpans
         if ctx is None:
             return response
         response.headers[HEADER] = ctx.request_id
-        # Here, not in open_context: the Flask instrumentation's span starts in a later hook.
+        # The upstream Flask instrumentation's span starts after open_context: its request id goes here.
         if server_spans is not None:
             server_spans.finish(ctx, response)
         elif set_span_attribute is not None:

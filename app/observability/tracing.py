@@ -98,6 +98,7 @@ def _request_path(attributes: Attributes) -> object:
 
 
 SERVER_SPAN_PATHS = ("lean", "upstream")
+TRACE_PROTOCOLS = ("http/json", "http/protobuf")
 
 
 def server_spans(config: ObservabilityConfig) -> ServerSpans | None:
@@ -123,7 +124,10 @@ def use_stable_http_conventions() -> None:
 
 def instrument_libraries(config: ObservabilityConfig, app: Any = None, engine: Any = None) -> None:
     """Wires the instrumentations, Flask's own only when `app` is given; safe before fork because no
-    provider exists yet."""
+    provider exists yet. An unsupported export protocol is refused here, before any fork."""
+    if config.traces_protocol not in TRACE_PROTOCOLS:
+        raise ValueError(f"unsupported OTEL_EXPORTER_OTLP_TRACES_PROTOCOL {config.traces_protocol!r}: "
+                         f"one of {', '.join(TRACE_PROTOCOLS)}")
     use_stable_http_conventions()
     if app is not None:
         # Imported here: it imports Flask, which the Celery worker never needs.
@@ -180,17 +184,13 @@ def start_provider(config: ObservabilityConfig, exporter: SpanExporter | None = 
     return provider
 
 
-TRACE_PROTOCOLS = ("http/json", "http/protobuf")
-
-
 def build_exporter(protocol: str) -> SpanExporter:
     """The OTLP/HTTP exporter for `OTEL_EXPORTER_OTLP_TRACES_PROTOCOL`; gRPC is refused (see above)."""
     if protocol == "http/json":
         return OtlpJsonSpanExporter()
     if protocol == "http/protobuf":
         return OTLPSpanExporter()
-    raise ValueError(f"unsupported OTEL_EXPORTER_OTLP_TRACES_PROTOCOL {protocol!r}: "
-                     f"one of {', '.join(TRACE_PROTOCOLS)}")
+    raise ValueError(f"unsupported OTEL_EXPORTER_OTLP_TRACES_PROTOCOL {protocol!r}")
 
 
 class RedactingSpanExporter(SpanExporter):

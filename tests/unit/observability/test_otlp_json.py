@@ -25,7 +25,7 @@ from opentelemetry.trace.span import TraceState
 
 from observability.config import ObservabilityConfig
 from observability.otlp_json import OtlpJsonSpanExporter, encode_spans
-from observability.tracing import build_exporter
+from observability.tracing import build_exporter, instrument_libraries
 from sandbox.otlp_receiver import OtlpReceiver
 from tests.support.otlp_sink import parse_export
 
@@ -110,9 +110,11 @@ def test_an_unreachable_endpoint_is_a_failed_export_not_an_exception() -> None:
     assert exporter.export(_spans()) is SpanExportResult.FAILURE
 
 
-def test_the_protocol_setting_chooses_the_encoding() -> None:
+def test_the_protocol_setting_chooses_the_encoding_and_refuses_others_before_any_fork() -> None:
     assert ObservabilityConfig().traces_protocol == "http/json"
     assert type(build_exporter("http/json")) is OtlpJsonSpanExporter
     assert type(build_exporter("http/protobuf")).__name__ == "OTLPSpanExporter"
     with pytest.raises(ValueError, match="OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"):
         build_exporter("grpc")
+    with pytest.raises(ValueError, match="OTEL_EXPORTER_OTLP_TRACES_PROTOCOL 'grpc': one of http/json"):
+        instrument_libraries(ObservabilityConfig(traces_protocol="grpc"))
