@@ -120,7 +120,7 @@ def _span_name(method: str, route: str | None) -> str:
 def _request_attributes(environ: dict[str, Any], raw_method: str, method: str) -> dict[str, Any]:
     """The rest of the stable HTTP server attributes, for spans that record."""
     attributes: dict[str, Any] = {"url.scheme": environ.get("wsgi.url_scheme", "http")}
-    if method == "_OTHER":
+    if raw_method != method:  # `_OTHER`, or a method not in capitals
         attributes["http.request.method_original"] = raw_method
     host, port = _host_and_port(environ.get("HTTP_HOST") or environ.get("SERVER_NAME") or "")
     if host:

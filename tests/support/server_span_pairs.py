@@ -38,6 +38,7 @@ REQUESTS: list[tuple[str, str, dict[str, str], bytes]] = [
     ("POST", "/echo", {"Content-Type": "text/plain"}, b"hello"),
     ("GET", "/boom", {}, b""),  # the project's error handler turns it into a 500
     ("FETCH", "/ok", {}, b""),  # not a known method
+    ("get", "/ok", {}, b""),  # a known one, not in capitals
     ("GET", "/healthz", {}, b""),  # a probe: never traced
     ("GET", "/healthz", {"traceparent": SAMPLED_PARENT}, b""),  # ... not even under a sampled parent
     ("GET", "/outbound", {"traceparent": SAMPLED_PARENT}, b""),  # joins the caller's trace, passes it on
