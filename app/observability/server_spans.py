@@ -20,7 +20,7 @@ from typing import Any
 
 from flask import Request, Response
 from opentelemetry import context, propagate, trace
-from opentelemetry.propagators.textmap import Getter
+from opentelemetry.instrumentation.wsgi import wsgi_getter  # reads traceparent and baggage from the environ
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from observability.context import RequestContext
@@ -30,20 +30,6 @@ _KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "
                             "QUERY"})
 # The key the SQLAlchemy instrumentation's commenter reads the framework's tags from.
 _SQLCOMMENTER_KEY = "SQLCOMMENTER_ORM_TAGS_AND_VALUES"
-
-
-class _EnvironGetter(Getter[dict[str, Any]]):
-    """Reads propagation headers (`traceparent`, `baggage`) from a WSGI environ."""
-
-    def get(self, carrier: dict[str, Any], key: str) -> list[str] | None:
-        value = carrier.get("HTTP_" + key.upper().replace("-", "_"))
-        return [value] if value is not None else None
-
-    def keys(self, carrier: dict[str, Any]) -> list[str]:
-        return [key[5:].lower().replace("_", "-") for key in carrier if key.startswith("HTTP_")]
-
-
-_GETTER = _EnvironGetter()
 
 
 class ServerSpans:
@@ -68,7 +54,7 @@ class ServerSpans:
         attributes: dict[str, Any] = {"http.request.method": method, "url.path": environ.get("PATH_INFO") or "/"}
         if route is not None:
             attributes["http.route"] = route
-        parent = propagate.extract(environ, getter=_GETTER)
+        parent = propagate.extract(environ, getter=wsgi_getter)
         span = self._tracer.start_span(name, parent, SpanKind.SERVER, attributes)
         if span.is_recording():
             span.set_attributes(_request_attributes(environ, raw_method, method))

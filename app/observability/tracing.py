@@ -104,15 +104,17 @@ TRACE_PROTOCOLS = ("http/json", "http/protobuf")
 def server_spans(config: ObservabilityConfig) -> ServerSpans | None:
     """The lean server-span path, or None where `TRACE_SERVER_SPANS=upstream` asks for Flask's own
     instrumentation (which `instrument_libraries` then wires)."""
-    if config.server_spans not in SERVER_SPAN_PATHS:
-        raise ValueError(f"unsupported TRACE_SERVER_SPANS {config.server_spans!r}: "
-                         f"one of {', '.join(SERVER_SPAN_PATHS)}")
-    use_stable_http_conventions()
+    _refuse_unsupported("TRACE_SERVER_SPANS", config.server_spans, SERVER_SPAN_PATHS)
     if config.server_spans == "upstream":
         return None
     from observability.server_spans import ServerSpans  # noqa: PLC0415 - imports Flask, which the worker never needs
 
     return ServerSpans(sql_commenter=config.sql_commenter, flask_version=importlib.metadata.version("flask"))
+
+
+def _refuse_unsupported(variable: str, value: str, supported: tuple[str, ...]) -> None:
+    if value not in supported:
+        raise ValueError(f"unsupported {variable} {value!r}: one of {', '.join(supported)}")
 
 
 def use_stable_http_conventions() -> None:
@@ -125,9 +127,7 @@ def use_stable_http_conventions() -> None:
 def instrument_libraries(config: ObservabilityConfig, app: Any = None, engine: Any = None) -> None:
     """Wires the instrumentations, Flask's own only when `app` is given; safe before fork because no
     provider exists yet. An unsupported export protocol is refused here, before any fork."""
-    if config.traces_protocol not in TRACE_PROTOCOLS:
-        raise ValueError(f"unsupported OTEL_EXPORTER_OTLP_TRACES_PROTOCOL {config.traces_protocol!r}: "
-                         f"one of {', '.join(TRACE_PROTOCOLS)}")
+    _refuse_unsupported("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", config.traces_protocol, TRACE_PROTOCOLS)
     use_stable_http_conventions()
     if app is not None:
         # Imported here: it imports Flask, which the Celery worker never needs.
@@ -188,9 +188,8 @@ def build_exporter(protocol: str) -> SpanExporter:
     """The OTLP/HTTP exporter for `OTEL_EXPORTER_OTLP_TRACES_PROTOCOL`; gRPC is refused (see above)."""
     if protocol == "http/json":
         return OtlpJsonSpanExporter()
-    if protocol == "http/protobuf":
-        return OTLPSpanExporter()
-    raise ValueError(f"unsupported OTEL_EXPORTER_OTLP_TRACES_PROTOCOL {protocol!r}")
+    _refuse_unsupported("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", protocol, TRACE_PROTOCOLS)
+    return OTLPSpanExporter()
 
 
 class RedactingSpanExporter(SpanExporter):

@@ -19,11 +19,12 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from observability import ObservabilityConfig, init_observability
+from observability import ObservabilityConfig
 from observability.request_id import init_request_id
 from observability.server_spans import ServerSpans
 from observability.tracing import build_sampler, use_stable_http_conventions
 from sandbox.net import free_port
+from tests.support.demo_app import build_demo_app
 
 INBOUND_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 SAMPLED_PARENT = f"00-{INBOUND_TRACE}-00f067aa0ba902b7-01"
@@ -32,7 +33,7 @@ UNSAMPLED_PARENT = f"00-{INBOUND_TRACE}-00f067aa0ba902b7-00"
 # (method, path and query, headers, body): every case the conformance test names.
 REQUESTS: list[tuple[str, str, dict[str, str], bytes]] = [
     ("GET", "/items/3?token=t0ken&limit=2", {"User-Agent": "probe/1.0", "Host": "api.example"}, b""),
-    ("GET", "/items/101", {}, b""),  # the route matched, the handler answers 404
+    ("GET", "/items/101", {}, b""),  # the route matched, the handler aborts with 404
     ("GET", "/nowhere", {}, b""),  # no route
     ("PUT", "/items/3", {}, b""),  # 405
     ("POST", "/echo", {"Content-Type": "text/plain"}, b"hello"),
@@ -50,6 +51,7 @@ BARE_REQUESTS: list[tuple[str, str, dict[str, str], bytes]] = [("GET", "/raise",
 
 
 def _add_routes(app: Flask) -> None:
+    """What the demo app lacks: a handler that passes the trace on, and one whose exception escapes."""
     @app.get("/outbound")
     def outbound() -> Any:
         carrier: dict[str, str] = {}
@@ -60,34 +62,12 @@ def _add_routes(app: Flask) -> None:
     def fail() -> Any:
         raise LookupError("nothing here")
 
-    @app.get("/ok")
-    def ok() -> Any:
-        return {"ok": True}
-
 
 def _project_app(server_spans: str) -> Flask:
-    app = Flask(f"project-{server_spans}")
     config = ObservabilityConfig(tracing_enabled=True, server_spans=server_spans,
                                  redis_url=f"redis://127.0.0.1:{free_port()}/0")
-    init_observability(app, config=config)
+    app, _ = build_demo_app(config)
     _add_routes(app)
-
-    @app.get("/items/<int:item_id>")
-    def item(item_id: int) -> Any:
-        return ({"id": item_id}, 404) if item_id > 100 else {"id": item_id}
-
-    @app.post("/echo")
-    def echo() -> Any:
-        return "", 201
-
-    @app.get("/boom")
-    def boom() -> Any:
-        raise ZeroDivisionError("division by zero")
-
-    @app.get("/healthz")
-    def healthz() -> Any:
-        return {"status": "alive"}
-
     return app
 
 
@@ -100,6 +80,11 @@ def _bare_app(lean: bool) -> Flask:
 
         FlaskInstrumentor().instrument_app(app)
     _add_routes(app)
+
+    @app.get("/ok")
+    def ok() -> Any:
+        return {"ok": True}
+
     return app
 
 
