@@ -2,7 +2,8 @@
 
 Workers come from WEB_CONCURRENCY (gunicorn's own variable), the address from APP_BIND. The app is
 preloaded in the master: the schema is created once, the master serves /metrics on its own port,
-and each worker starts its trace exporter after fork. Workers are not recycled (max_requests 0); a
+its objects are frozen for the garbage collector before each fork, and each worker starts its trace
+exporter after fork. Workers are not recycled (max_requests 0); a
 worker that dies is replaced, and its metric files are folded into the archive (`mark_dead`).
 """
 
@@ -13,7 +14,7 @@ if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
     os.makedirs(os.environ["PROMETHEUS_MULTIPROC_DIR"], exist_ok=True)
 
 from observability import process
-from observability.gunicorn import child_exit, on_starting, post_fork, when_ready
+from observability.gunicorn import child_exit, on_starting, post_fork, pre_fork, when_ready
 
 process.defer_until_fork()
 
@@ -33,4 +34,4 @@ accesslog = None  # the app writes its own access records (event: api_access)
 errorlog = "-"
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
 
-__all__ = ["child_exit", "on_starting", "post_fork", "when_ready"]
+__all__ = ["child_exit", "on_starting", "post_fork", "pre_fork", "when_ready"]

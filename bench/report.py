@@ -119,7 +119,18 @@ def _metrics_scrape(result: dict[str, Any], micro: dict[str, Any]) -> str:
     return "\n\n".join(["### Micro (d): /metrics collection", _caption(result, data["method"]), "\n".join(rows)])
 
 
-_MICRO_SECTIONS = (_log_format, _request_path, _tracing, _metrics_scrape)
+def _export_stalls(result: dict[str, Any], micro: dict[str, Any]) -> str:
+    data = micro["export_stalls"]
+    rows = ["| In-process request (with gunicorn's system calls) | p50 ms | p99 ms | p99.9 ms | max ms | p99 ratio | "
+            "req/s | spans/request |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    rows += [f"| {name} | {c['p50_ms']:.2f} | {c['p99_ms']:.2f} | {c['p999_ms']:.2f} | {c['max_ms']:.2f} | "
+             f"{c['p99_ratio_to_bare']:.2f} | {c['requests_per_s']:,.0f} | {c['spans_per_request']:.1f} |"
+             for name, c in data["cases"].items()]
+    return "\n\n".join(["### Micro (e): requests while spans are exported", _caption(result, data["method"]),
+                        "\n".join(rows)])
+
+
+_MICRO_SECTIONS = (_log_format, _request_path, _tracing, _metrics_scrape, _export_stalls)
 
 
 def _targets_section(result: dict[str, Any]) -> str:

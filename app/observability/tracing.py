@@ -40,7 +40,7 @@ from opentelemetry.util.types import Attributes
 
 from observability.config import ObservabilityConfig
 from observability.degraded import throttle_logger
-from observability.otlp_json import OtlpJsonSpanExporter
+from observability.otlp_json import EncodingSpanProcessor, OtlpJsonSpanExporter
 from observability.redaction import Redactor
 
 if TYPE_CHECKING:
@@ -176,12 +176,20 @@ def start_provider(config: ObservabilityConfig, exporter: SpanExporter | None = 
     provider = TracerProvider(resource=resource, sampler=sampler)
     for logger_name in _EXPORT_FAILURE_LOGGERS:
         throttle_logger(logger_name, config.degraded_warning_interval_seconds)
-    redacting = RedactingSpanExporter(exporter or build_exporter(config.traces_protocol), Redactor.from_config(config))
     # The batch queue is bounded (OTEL_BSP_MAX_QUEUE_SIZE, 2048 spans): an unreachable collector
     # costs dropped spans, never memory.
-    provider.add_span_processor(BatchSpanProcessor(redacting))
+    provider.add_span_processor(_batch_processor(exporter or build_exporter(config.traces_protocol),
+                                                 Redactor.from_config(config)))
     trace.set_tracer_provider(provider)
     return provider
+
+
+def _batch_processor(exporter: SpanExporter, redactor: Redactor) -> BatchSpanProcessor:
+    """The JSON exporter's spans are redacted and encoded as they end (`observability.otlp_json`);
+    any other exporter's are redacted on the export thread."""
+    if isinstance(exporter, OtlpJsonSpanExporter):
+        return EncodingSpanProcessor(exporter, lambda span: redact_span(span, redactor))
+    return BatchSpanProcessor(RedactingSpanExporter(exporter, redactor))
 
 
 def build_exporter(protocol: str) -> SpanExporter:

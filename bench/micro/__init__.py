@@ -19,6 +19,7 @@ MICRO_BENCHMARKS = {
     "request_path": "bench.micro.request_path",
     "tracing": "bench.micro.tracing",
     "metrics_scrape": "bench.micro.metrics_scrape",
+    "export_stalls": "bench.micro.export_stalls",
 }
 _INHERITED = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "TZ")
 _TIMEOUT = 600

@@ -14,11 +14,13 @@ class Scale:
     scrape_repeats: int  # /metrics collections per scenario
     live_workers: tuple[int, ...]
     restarts: tuple[int, ...]
+    stall_requests: int  # timed requests per case and round of micro (e)
+    stall_rounds: int
 
 
 SCALES = {
     "full": Scale("full", log_records=20_000, wsgi_calls=3_000, repeats=7, scrape_repeats=11,
-                  live_workers=(1, 2, 4), restarts=(0, 100)),
+                  live_workers=(1, 2, 4), restarts=(0, 100), stall_requests=10_000, stall_rounds=5),
     "smoke": Scale("smoke", log_records=200, wsgi_calls=50, repeats=2, scrape_repeats=2,
-                   live_workers=(1, 2), restarts=(0, 2)),
+                   live_workers=(1, 2), restarts=(0, 2), stall_requests=200, stall_rounds=1),
 }

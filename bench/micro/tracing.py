@@ -3,28 +3,30 @@ configuration against OpenTelemetry's own Flask instrumentation with the SDK, bo
 The target compares costs over bare Flask, so the project's always-on request ids count against it;
 the project with every concern off is timed too, to show how much of the difference they are.
 
-Each side has its own TracerProvider and BatchSpanProcessor, ending in the same kind of exporter,
-one that counts and drops spans, so that only the instrumentation and its provider differ. The
+Each side has its own TracerProvider and BatchSpanProcessor, and an exporter that encodes as its wire
+exporter does and drops the bytes (`bench.micro.exporters`): the project's OTLP/JSON, each span
+encoded as it ends, and OpenTelemetry's protobuf, each batch encoded on the export thread. The
 project's provider comes from its own hook, `observability.tracing.start_provider(config, exporter)`
-(with whatever the project adds there: its sampler, its exporter wrapper); `init_observability` then
-keeps it, one provider per process. OpenTelemetry's side is the documented setup:
-`FlaskInstrumentor().instrument_app(app, tracer_provider=TracerProvider())` with a
+(with whatever the project adds there: its sampler, its redaction, its encoding processor);
+`init_observability` then keeps it, one provider per process. OpenTelemetry's side is the documented
+setup: `FlaskInstrumentor().instrument_app(app, tracer_provider=TracerProvider())` with a
 BatchSpanProcessor. Each timing ends with a flush of its provider, timed with it: every span
-created is also exported within the timing, on the export thread that shares the GIL.
+created is also encoded within the timing, on whichever thread each side encodes it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
 from opentelemetry.instrumentation.flask import FlaskInstrumentor
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.sdk.trace.sampling import ALWAYS_ON
 
 from bench.apps import bare, project
+from bench.micro.exporters import DroppedEncoding, DroppedJson, dropped_protobuf
 from bench.micro.scale import Scale
 from bench.micro.timing import time_interleaved
 from bench.micro.wsgi_call import request_call
@@ -39,23 +41,9 @@ OTEL = "OpenTelemetry FlaskInstrumentor + SDK"
 _SPAN_CHECK_REQUESTS = 20
 
 
-class DiscardingExporter(SpanExporter):
-    """Counts and drops spans: the export thread's work without a collector's."""
-
-    def __init__(self) -> None:
-        self.spans = 0
-
-    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        self.spans += len(spans)
-        return SpanExportResult.SUCCESS
-
-    def shutdown(self) -> None:
-        return
-
-
 def measure(scale: Scale) -> dict[str, Any]:
     config = VARIANTS["tracing-only"].observability_config(ObservabilityConfig.from_env())
-    project_exporter, otel_exporter = DiscardingExporter(), DiscardingExporter()
+    project_exporter, otel_exporter = DroppedJson(), dropped_protobuf()
     project_provider = tracing.start_provider(config, project_exporter)
     otel_provider = TracerProvider(sampler=ALWAYS_ON)
     otel_provider.add_span_processor(BatchSpanProcessor(otel_exporter))
@@ -83,8 +71,9 @@ def measure(scale: Scale) -> dict[str, Any]:
     otel_over = timings[OTEL].median_us - bare_us
     return {
         "method": ("app.wsgi_app(environ, start_response) in a loop, GET /trivial, 100 % sampled, each side with "
-                   "its own TracerProvider + BatchSpanProcessor (the project's from its start_provider hook) and a "
-                   f"discarding exporter, flushed within each timing, {scale.wsgi_calls} requests per timing, "
+                   "its own TracerProvider + BatchSpanProcessor (the project's from its start_provider hook) and an "
+                   "exporter that encodes as for the wire and drops the bytes, flushed within each timing, "
+                   f"{scale.wsgi_calls} requests per timing, "
                    f"median of {scale.repeats}"),
         "requests": scale.wsgi_calls,
         "repeats": scale.repeats,
@@ -97,7 +86,8 @@ def measure(scale: Scale) -> dict[str, Any]:
     }
 
 
-def _spans_per_request(call: Callable[[], int], provider: TracerProvider, exporter: DiscardingExporter) -> float:
+def _spans_per_request(call: Callable[[], int], provider: TracerProvider,
+                       exporter: DroppedJson | DroppedEncoding) -> float:
     """Evidence that a case really traces: spans exported per request over a few requests."""
     provider.force_flush()
     before = exporter.spans

@@ -97,9 +97,13 @@ def test_output_names_machine_versions_micro_and_targets(smoke_run) -> None:
     assert {"cores", "cpu_model", "kernel", "python", "load_average"} <= result["machine"].keys()
     assert {"flask", "gunicorn", "opentelemetry-sdk", "prometheus-client", "python-json-logger", "orjson",
             "sqlalchemy", "psycopg", "wrk", "postgresql"} <= result["versions"].keys()
-    assert set(result["micro"]) == {"log_format", "request_path", "tracing", "metrics_scrape"}
+    assert set(result["micro"]) == {"log_format", "request_path", "tracing", "metrics_scrape", "export_stalls"}
     assert all(f["records_per_s"] > 0 for f in result["micro"]["log_format"]["formatters"].values())
     assert result["micro"]["tracing"]["cases"]["project tracing-only"]["spans_per_request"] >= 1
+    stalls = result["micro"]["export_stalls"]["cases"]
+    assert stalls["bare Flask"]["spans_per_request"] == 0
+    assert all(case["spans_per_request"] >= 1 and case["p99_ms"] > 0
+               for name, case in stalls.items() if name != "bare Flask")
     assert all(s["counts_preserved"] for s in result["micro"]["metrics_scrape"]["scenarios"])
     assert [t["name"] for t in result["targets"]] == [
         "full_100_trivial_ratio", "full_default_trivial_ratio", "full_100_db_ratio", "full_default_db_ratio",
@@ -111,6 +115,7 @@ def test_output_names_machine_versions_micro_and_targets(smoke_run) -> None:
         "request_path_overhead_us", "tracing_part_ratio_to_otel", "metrics_scrape_4_workers_100_restarts_ms"]
     assert "| Endpoint | Variant |" in markdown
     assert "*Machine:*" in markdown
+    assert "### Micro (e): requests while spans are exported" in markdown
 
 
 def _sample(round_: int, variant: str, rps: float, p99_ms: float = 2.0) -> Sample:

@@ -24,7 +24,7 @@ from opentelemetry.trace import (
 from opentelemetry.trace.span import TraceState
 
 from observability.config import ObservabilityConfig
-from observability.otlp_json import OtlpJsonSpanExporter, encode_spans
+from observability.otlp_json import EncodedSpan, OtlpJsonSpanExporter, encode_spans
 from observability.tracing import build_exporter, instrument_libraries
 from sandbox.otlp_receiver import OtlpReceiver
 from tests.support.otlp_sink import parse_export
@@ -118,3 +118,73 @@ def test_the_protocol_setting_chooses_the_encoding_and_refuses_others_before_any
         build_exporter("grpc")
     with pytest.raises(ValueError, match="OTEL_EXPORTER_OTLP_TRACES_PROTOCOL 'grpc': one of http/json"):
         instrument_libraries(ObservabilityConfig(traces_protocol="grpc"))
+
+
+def test_spans_encoded_as_they_ended_make_the_same_request() -> None:
+    spans = _spans()
+    assert encode_spans([EncodedSpan(span) for span in spans]) == encode_spans(spans)
+
+
+class KeptBodies(OtlpJsonSpanExporter):
+    """The JSON exporter, keeping what it would post."""
+
+    def __init__(self) -> None:
+        super().__init__(endpoint="http://127.0.0.1:9/v1/traces")
+        self.bodies: list[bytes] = []
+
+    def _post(self, body: bytes) -> bool:
+        self.bodies.append(body)
+        return True
+
+
+def _json_provider(monkeypatch: pytest.MonkeyPatch, exporter: KeptBodies, env: dict[str, str]) -> TracerProvider:
+    from opentelemetry import trace
+
+    from observability import tracing
+
+    # start_provider keeps a provider already installed: pretend none is, and drop the one it installs.
+    monkeypatch.setattr(tracing.trace, "get_tracer_provider", trace.NoOpTracerProvider)
+    monkeypatch.setattr(tracing.trace, "set_tracer_provider", lambda _provider: None)
+    return tracing.start_provider(ObservabilityConfig.from_env({"OTEL_TRACES_SAMPLER": "always_on", **env}), exporter)
+
+
+def test_the_provider_redacts_and_encodes_each_span_on_the_thread_that_ends_it(monkeypatch) -> None:
+    import threading
+
+    from observability import otlp_json
+
+    encoding_threads: list[str] = []
+    encode_one = otlp_json._span
+    monkeypatch.setattr(otlp_json, "_span", lambda span: encoding_threads.append(
+        threading.current_thread().name) or encode_one(span))
+    exporter = KeptBodies()
+    provider = _json_provider(monkeypatch, exporter, {"REDACT_KEYS": "pin"})
+    try:
+        with provider.get_tracer("test").start_as_current_span("s", attributes={"card_pin": "1234", "n": 1}):
+            pass
+        assert encoding_threads == [threading.current_thread().name]  # at the span's end, before any export
+        provider.force_flush()
+    finally:
+        provider.shutdown()
+    assert encoding_threads == [threading.current_thread().name]  # the export thread encoded nothing again
+    (body,) = exporter.bodies
+    (span,) = parse_export(body).resource_spans[0].scope_spans[0].spans
+    assert {a.key: a.value.string_value or a.value.int_value for a in span.attributes} == {
+        "card_pin": "[REDACTED]", "n": 1}
+
+
+def test_a_span_that_cannot_be_encoded_is_left_out_and_logged_and_the_others_are_sent(monkeypatch, caplog) -> None:
+    exporter = KeptBodies()
+    provider = _json_provider(monkeypatch, exporter, {})
+    tracer = provider.get_tracer("test")
+    try:
+        with tracer.start_as_current_span("broken", attributes={"path": "/caf\udce9"}):  # not UTF-8: a lone surrogate
+            pass
+        with tracer.start_as_current_span("fine"):
+            pass
+        provider.force_flush()
+    finally:
+        provider.shutdown()
+    (body,) = exporter.bodies
+    assert [span.name for span in parse_export(body).resource_spans[0].scope_spans[0].spans] == ["fine"]
+    assert "span 'broken' left out of the export" in caplog.text

@@ -1,0 +1,54 @@
+"""Exporters of the micro-benchmarks: each encodes spans as its wire exporter does, then drops the
+bytes instead of posting them, so that a timing holds the encoding but no collector's time."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans as encode_protobuf
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+
+from observability.otlp_json import EncodedSpan, OtlpJsonSpanExporter, encode_spans
+
+
+class DroppedJson(OtlpJsonSpanExporter):
+    """The project's exporter: with it, `start_provider` encodes each span as it ends."""
+
+    def __init__(self) -> None:
+        super().__init__(endpoint="http://127.0.0.1:9/v1/traces")  # never reached: nothing is posted
+        self.spans = 0
+
+    def export(self, spans: Sequence[ReadableSpan | EncodedSpan]) -> SpanExportResult:
+        self.spans += len(spans)
+        return super().export(spans)
+
+    def _post(self, body: bytes) -> bool:
+        return True
+
+
+class DroppedEncoding(SpanExporter):
+    """Encodes each whole batch on the export thread with `encode`, then drops it."""
+
+    def __init__(self, encode: Callable[[Sequence[ReadableSpan]], bytes]) -> None:
+        self._encode = encode
+        self.spans = 0
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        self._encode(spans)
+        self.spans += len(spans)
+        return SpanExportResult.SUCCESS
+
+    def shutdown(self) -> None:
+        return
+
+
+def dropped_protobuf() -> DroppedEncoding:
+    """OpenTelemetry's OTLP/HTTP encoding, as its exporter writes the body."""
+    return DroppedEncoding(lambda spans: encode_protobuf(spans).SerializeToString())
+
+
+def dropped_json_per_batch() -> DroppedEncoding:
+    """The project's OTLP/JSON written a whole batch at a time on the export thread (before issue 12's
+    last lever; what `start_provider` does with any exporter other than the JSON one)."""
+    return DroppedEncoding(encode_spans)
