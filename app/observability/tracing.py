@@ -205,7 +205,8 @@ class RedactingSpanExporter(SpanExporter):
 
     The instrumentations record what a request carried: the query string in `http.target`
     (`?token=...`), exception messages in events, a database's error (quoting a bound value) in the
-    status. Redacting here, on the batch processor's thread, keeps the cost off the request path.
+    status. This wrapper serves exporters other than the JSON one (`http/protobuf`, a test's); for
+    the JSON exporter the same `redact_span` runs as each span ends (`_batch_processor`).
     """
 
     def __init__(self, exporter: SpanExporter, redactor: Redactor) -> None:
