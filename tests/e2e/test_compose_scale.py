@@ -6,6 +6,7 @@ this module's own (free ports, its own .env, removed at the end with its volumes
 - Requests through app-lb, the one published port, reach every app replica; Prometheus counts each
   of them exactly once, Jaeger has each one's trace and the shared log file its access record, and
   every replica (told apart by host.name in traces, service.node.name in records) has its share.
+- The access records name the client, not app-lb, and not an X-Forwarded-For the client forged.
 - A replica SIGKILLed mid-load: the others answer every request that was not in flight on it, and
   Prometheus drops it from its targets; started again, it is found again.
 - A replica that stops answering while it stays on the network (frozen: `docker pause`): TargetDown
@@ -245,6 +246,19 @@ def test_requests_over_the_replicas_are_counted_traced_and_logged_once_each(stac
     by_host = Counter(r["service"]["node"]["name"] for r in records)
     by_trace = Counter(traced[request_id] for request_id in request_ids)
     assert by_host == by_trace, "records and traces disagree on which replica answered"
+
+
+def test_access_records_name_the_client_not_app_lb(stack: ScaledStack) -> None:
+    # The client here is the host, which reaches app-lb's published port from the network's gateway.
+    # An X-Forwarded-For the client sends itself is not believed: app-lb appends the address it saw.
+    (balancer,) = json.loads(_docker("inspect", *stack.replicas("app-lb")))
+    (network,) = balancer["NetworkSettings"]["Networks"].values()
+    request_id = f"client-{stack.run}"
+    response = session().get(f"{stack.app_url}/api/episodes/{stack.episode}/assets", timeout=30, headers={
+        "X-User-ID": USER, "X-Request-ID": request_id, "X-Forwarded-For": "203.0.113.9"})
+    assert response.status_code == 200
+    (record,) = wait_for("the request's access record", lambda: _access_records(stack, {request_id}), SIGNAL_TIMEOUT)
+    assert record["request"]["ip"] == network["Gateway"], (record["request"], network["IPAddress"])
 
 
 # --- a replica lost -----------------------------------------------------------------------------------
