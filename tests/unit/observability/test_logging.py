@@ -155,3 +155,34 @@ def test_configure_logging_keeps_the_host_applications_handlers_and_replaces_onl
         assert [json.loads(line)["message"] for line in json_lines] == ["seen by both"]
     finally:
         root.removeHandler(host)
+
+
+def test_log_fast_writes_the_record_logging_would_with_those_extras() -> None:
+    from observability.logging import ACCESS_LOGGER, log_fast
+
+    class Keep(logging.Handler):
+        def __init__(self) -> None:
+            super().__init__()
+            self.lines: list[dict] = []
+
+        def emit(self, record: logging.LogRecord) -> None:
+            self.lines.append(json.loads(self.format(record)))
+
+    keep = Keep()
+    keep.setFormatter(JsonLogFormatter(ObservabilityConfig(tracing_enabled=False)))
+    logger = logging.getLogger(ACCESS_LOGGER)
+    logger.addHandler(keep)
+    fields = {"event": "api_access", "status_code": 200, "duration_ms": 1.5, "endpoint": "/x/<int:id>",
+              "response_bytes": None}
+    ctx = RequestContext("req-12345678", method="GET", path="/x/1", ip="10.0.0.1", user_agent="ua")
+    token = activate(ctx)
+    try:
+        log_fast(logger, logging.INFO, "api_access", fields)
+        logger.info("api_access", extra=fields)
+    finally:
+        deactivate(token)
+        logger.removeHandler(keep)
+    fast, usual = keep.lines
+    assert fast.pop("timestamp") and usual.pop("timestamp")
+    assert fast == usual  # the same fields in the same order, and nothing of the shortcut's own
+    assert list(fast) == list(usual)
