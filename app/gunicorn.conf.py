@@ -3,8 +3,8 @@
 Workers come from WEB_CONCURRENCY (gunicorn's own variable), the address from APP_BIND. The app is
 preloaded in the master: the schema is created once, the master serves /metrics on its own port,
 its objects are frozen for the garbage collector before each fork, and each worker starts its trace
-exporter after fork. Workers are not recycled (max_requests 0); a
-worker that dies is replaced, and its metric files are folded into the archive (`mark_dead`).
+exporter after fork. Workers are not recycled (max_requests 0); a worker that dies is replaced, and
+its metric files are folded into the archive (`mark_dead`).
 """
 
 import os

@@ -47,8 +47,10 @@ if TYPE_CHECKING:
     from observability.server_spans import ServerSpans
 
 # While the collector is down these log several records per failed batch, every batch (measured: 42
-# a minute per process): one per message per DEGRADED_WARNING_INTERVAL_SECONDS says as much.
-_EXPORT_FAILURE_LOGGERS = (OTLPSpanExporter.__module__, "opentelemetry.sdk._shared_internal")
+# a minute per process): one per message per DEGRADED_WARNING_INTERVAL_SECONDS says as much. The
+# JSON encoding's records (a span it cannot write) are held to the same rate: one per span would not be.
+_EXPORT_FAILURE_LOGGERS = (OTLPSpanExporter.__module__, "opentelemetry.sdk._shared_internal",
+                           OtlpJsonSpanExporter.__module__)
 
 
 def build_sampler(name: str, argument: str, skipped_paths: tuple[str, ...] = ()) -> Sampler:
