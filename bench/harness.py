@@ -102,12 +102,12 @@ def run_load(options: LoadOptions, workdir: Path) -> LoadRun:
             server = servers.start(VARIANTS[name], workdir, pointed_at)
             stack.callback(server.stop)
             started[name] = server
-        _warm_up(started, options)
+        warm_up_requests = _warm_up(started, options)
         run.samples = list(_rounds(started, options))
         counted = {name: servers.scrape_request_count(server) for name, server in started.items()}
         for server in started.values():
             server.stop()  # a graceful stop flushes the exporters' last spans to the receiver
-        run.evidence = _evidence(run.samples, counted, receiver)
+        run.evidence = _evidence(run.samples, counted, receiver, warm_up_requests)
     return run
 
 
@@ -131,14 +131,17 @@ def _prepare(database_url: str) -> str:
         engine.dispose()
 
 
-def _warm_up(started: dict[str, Server], options: LoadOptions) -> None:
+def _warm_up(started: dict[str, Server], options: LoadOptions) -> dict[str, int]:
+    """Requests served per variant while warming up (they export spans too)."""
+    served = dict.fromkeys(started, 0)
     if options.warmup_s == 0:
-        return
+        return served
     _progress(f"warming up: {options.warmup_s} s per variant and endpoint")
-    for server in started.values():
+    for name, server in started.items():
         for endpoint in options.endpoints:
-            _measure(server, endpoint, options.warmup_s, options.connections)
+            served[name] += _measure(server, endpoint, options.warmup_s, options.connections).requests
         server.take_log_bytes()
+    return served
 
 
 def _rounds(started: dict[str, Server], options: LoadOptions) -> Iterator[Sample]:
@@ -172,17 +175,23 @@ def _measure(server: Server, endpoint: str, seconds: int, connections: int) -> L
     return result
 
 
-def _evidence(samples: list[Sample], counted: dict[str, float | None],
-              receiver: OtlpReceiver) -> dict[str, dict[str, Any]]:
-    """Per variant, proof that its instrumentation ran: spans exported, requests counted in metrics."""
+def _evidence(samples: list[Sample], counted: dict[str, float | None], receiver: OtlpReceiver,
+              warm_up_requests: dict[str, int]) -> dict[str, dict[str, Any]]:
+    """Per variant, proof that its instrumentation ran: spans exported, requests counted in metrics.
+    `otlp_spans` over `requests_served` (warm-up included) shows a variant whose exporter could not
+    keep up: its queue overflowed and the SDK dropped spans."""
     evidence = {}
     for name, metrics_count in counted.items():
         exports = receiver.counts(name)
+        measured = sum(s.requests for s in samples if s.variant == name)
         evidence[name] = {
             "otlp_exports": exports.requests,
             "otlp_bytes": exports.bytes,
+            "otlp_spans": exports.spans,
+            "otlp_unreadable": exports.unreadable,
             "http_requests_total": metrics_count,
-            "requests_measured": sum(s.requests for s in samples if s.variant == name),
+            "requests_measured": measured,
+            "requests_served": measured + warm_up_requests.get(name, 0),
         }
     return evidence
 

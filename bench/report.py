@@ -76,11 +76,17 @@ def _load_section(result: dict[str, Any]) -> str:
              for r in result["results"]]
     evidence = result.get("evidence") or {}
     spans = ", ".join(f"{name} {e['otlp_bytes'] / 1024:,.0f} KB in {e['otlp_exports']} exports"
-                      for name, e in evidence.items() if e["otlp_exports"])
+                      + _spans_per_request(e) for name, e in evidence.items() if e["otlp_exports"])
     lines = ["### Whole process: gunicorn under wrk", _caption(result, how), "\n".join(rows)]
     if spans:
         lines.append(f"Traces received over OTLP/HTTP by the discarding receiver during the run: {spans}.")
     return "\n\n".join(lines)
+
+
+def _spans_per_request(evidence: dict[str, Any]) -> str:
+    if "otlp_spans" not in evidence or not evidence.get("requests_served"):  # runs before spans were counted
+        return ""
+    return f", {evidence['otlp_spans'] / evidence['requests_served']:.2f} spans per request served"
 
 
 def _optional(value: float | None) -> str:

@@ -3,7 +3,8 @@
 It answers every export at once with an empty ExportTraceServiceResponse (in protobuf or JSON, as asked), so
 what the exporters spend is their own work (batching, encoding, the HTTP request), not a collector's.
 It counts the exports per path, by its first segment (``endpoint(name)`` gives each sender its own),
-and with ``keep`` it also keeps every body, uncompressed, for the tests to decode.
+and the spans in them (a sender whose queue overflowed sent fewer spans than it made); with ``keep``
+it also keeps every body, uncompressed, for the tests to decode.
 """
 
 from __future__ import annotations
@@ -15,6 +16,10 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+import orjson
+from google.protobuf.message import DecodeError
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
 from sandbox.net import LOOPBACK
 
 
@@ -24,6 +29,8 @@ class ExportCounts:
 
     requests: int = 0
     bytes: int = 0  # as sent: compressed where the exporter compresses
+    spans: int = 0
+    unreadable: int = 0  # bodies that were neither OTLP/JSON nor OTLP/protobuf
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -32,7 +39,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        self.server.record(self.path, body, compressed=self.headers.get("Content-Encoding") == "gzip")
+        self.server.record(self.path, body, compressed=self.headers.get("Content-Encoding") == "gzip",
+                           json=self.headers.get("Content-Type") == "application/json")
         # An empty ExportTraceServiceResponse, in the encoding of the request.
         answer = b"{}" if self.headers.get("Content-Type") == "application/json" else b""
         self.send_response(200)
@@ -67,21 +75,26 @@ class OtlpReceiver(ThreadingHTTPServer):
         """A traces URL of its own for one sender; its exports are counted under ``name``."""
         return f"{self.url}/{name}/v1/traces"
 
-    def record(self, path: str, body: bytes, *, compressed: bool) -> None:
+    def record(self, path: str, body: bytes, *, compressed: bool, json: bool = False) -> None:
         name = path.strip("/").split("/", 1)[0]
-        kept = gzip.decompress(body) if self._keep and compressed else body
+        plain = gzip.decompress(body) if compressed else body
+        spans = count_spans(plain, json=json)
         with self._lock:
             counts = self._counts[name]
             counts.requests += 1
             counts.bytes += len(body)
+            if spans is None:
+                counts.unreadable += 1
+            else:
+                counts.spans += spans
             if self._keep:
-                self._bodies.append(kept)
+                self._bodies.append(plain)
 
     def counts(self, name: str) -> ExportCounts:
         """What was sent to ``endpoint(name)`` so far."""
         with self._lock:
             counts = self._counts.get(name, ExportCounts())
-            return ExportCounts(counts.requests, counts.bytes)
+            return ExportCounts(counts.requests, counts.bytes, counts.spans, counts.unreadable)
 
     def bodies(self) -> list[bytes]:
         """Every export kept (``keep``), uncompressed, in the order received."""
@@ -91,3 +104,16 @@ class OtlpReceiver(ThreadingHTTPServer):
     def close(self) -> None:
         self.shutdown()
         self.server_close()
+
+
+def count_spans(body: bytes, *, json: bool) -> int | None:
+    """The spans in one ExportTraceServiceRequest, in OTLP/JSON or protobuf; None if it is neither."""
+    try:
+        if json:
+            document = orjson.loads(body)
+            return sum(len(scope.get("spans", ())) for resource in document.get("resourceSpans", ())
+                       for scope in resource.get("scopeSpans", ()))
+        request = ExportTraceServiceRequest.FromString(body)
+        return sum(len(scope.spans) for resource in request.resource_spans for scope in resource.scope_spans)
+    except (orjson.JSONDecodeError, DecodeError, AttributeError, TypeError, ValueError):
+        return None

@@ -87,6 +87,10 @@ def test_instrumented_variants_leave_evidence_and_bare_none(smoke_run) -> None:
     assert evidence["bare"]["otlp_exports"] == 0
     assert evidence["seed"]["otlp_bytes"] > 0
     assert evidence["full-100"]["otlp_bytes"] > 0
+    # Every request served was traced, and every span reached the receiver in a readable export.
+    assert evidence["full-100"]["otlp_spans"] >= evidence["full-100"]["requests_served"] > 0
+    assert evidence["full-100"]["otlp_unreadable"] == evidence["seed"]["otlp_unreadable"] == 0
+    assert evidence["bare"]["otlp_spans"] == 0
     # The master's metrics listener counted what the worker served (a few more: readiness probes).
     assert evidence["full-100"]["http_requests_total"] >= evidence["full-100"]["requests_measured"]
 

@@ -37,3 +37,35 @@ def test_a_keeping_receiver_keeps_each_body_uncompressed() -> None:
         receiver.close()
     assert receiver.bodies() == [b"plain", b"zipped"]
     assert receiver.counts("v1").bytes == len(b"plain") + len(gzip.compress(b"zipped"))  # as sent
+
+
+def _spans(count: int) -> list:
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    memory = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    for tracer_name in ("one", "two"):  # two scopes: the count spans them
+        for _ in range(count):
+            provider.get_tracer(tracer_name).start_span("s").end()
+    return list(memory.get_finished_spans())
+
+
+def test_spans_are_counted_in_either_encoding_and_other_bodies_are_unreadable() -> None:
+    from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans as encode_protobuf
+
+    from observability.otlp_json import encode_spans as encode_json
+
+    receiver = OtlpReceiver()
+    try:
+        _export(receiver.endpoint("proto"), encode_protobuf(_spans(3)).SerializeToString())
+        _export(receiver.endpoint("proto"), gzip.compress(encode_protobuf(_spans(2)).SerializeToString()),
+                **{"Content-Encoding": "gzip"})
+        _export(receiver.endpoint("json"), encode_json(_spans(4)), **{"Content-Type": "application/json"})
+        _export(receiver.endpoint("json"), b'["not", "an", "export"]', **{"Content-Type": "application/json"})
+    finally:
+        receiver.close()
+    assert (receiver.counts("proto").spans, receiver.counts("proto").unreadable) == (10, 0)
+    assert (receiver.counts("json").spans, receiver.counts("json").unreadable) == (8, 1)
