@@ -27,14 +27,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from opentelemetry.instrumentation.flask import FlaskInstrumentor
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor
-from opentelemetry.sdk.trace.sampling import ALWAYS_ON
-
 from bench.apps import bare, project
-from bench.micro.exporters import DroppedJson, dropped_json_per_batch, dropped_protobuf
+from bench.micro.exporters import DroppedJson, dropped_json_per_batch, dropped_protobuf, otel_peer
 from bench.micro.scale import Scale
+from bench.micro.timing import rotated
 from bench.micro.wsgi_call import request_call
 from bench.variants import VARIANTS
 from observability import tracing
@@ -54,7 +50,7 @@ _QUANTILES = {"p50_ms": 0.50, "p99_ms": 0.99, "p999_ms": 0.999}
 def measure(scale: Scale) -> dict[str, Any]:
     rounds: dict[str, list[dict[str, float]]] = {name: [] for name in CASES}
     for index in range(scale.stall_rounds):
-        for name in CASES[index % len(CASES):] + CASES[:index % len(CASES)]:
+        for name in rotated(CASES, index):
             rounds[name].append(_in_a_fresh_process(name, scale.stall_requests))
     cases = {name: _medians(results) for name, results in rounds.items()}
     bare_p99 = cases[BARE]["p99_ms"]
@@ -109,10 +105,7 @@ def _case(name: str) -> tuple[Callable[[], object], Callable[[], object], Callab
         return request_call(bare.create_app()), lambda: None, lambda: 0
     if name == OTEL:
         exporter = dropped_protobuf()
-        provider = TracerProvider(sampler=ALWAYS_ON)
-        provider.add_span_processor(BatchSpanProcessor(exporter))
-        app = bare.create_app()
-        FlaskInstrumentor().instrument_app(app, tracer_provider=provider)
+        app, provider = otel_peer(exporter)
         return request_call(app), provider.force_flush, lambda: exporter.spans
     config = VARIANTS["full-100"].observability_config(ObservabilityConfig.from_env())
     project_exporter = DroppedJson() if name == PROJECT else dropped_json_per_batch()

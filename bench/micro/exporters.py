@@ -1,14 +1,20 @@
-"""Exporters of the micro-benchmarks: each encodes spans as its wire exporter does, then drops the
-bytes instead of posting them, so that a timing holds the encoding but no collector's time."""
+"""Exporters of the tracing micro-benchmarks: each encodes spans as its wire exporter does, then drops
+the bytes instead of posting them, so that a timing holds the encoding but no collector's time. And
+the peer, OpenTelemetry's documented Flask set-up, on a provider of its own (not the global one,
+which the project's side holds)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+from flask import Flask
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans as encode_protobuf
-from opentelemetry.sdk.trace import ReadableSpan
-from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+from opentelemetry.instrumentation.flask import FlaskInstrumentor
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+from opentelemetry.sdk.trace.sampling import ALWAYS_ON
 
+from bench.apps import bare
 from observability.otlp_json import EncodedSpan, OtlpJsonSpanExporter, encode_spans
 
 
@@ -52,3 +58,13 @@ def dropped_json_per_batch() -> DroppedEncoding:
     """The project's OTLP/JSON written a whole batch at a time on the export thread (before issue 12's
     last lever; what `start_provider` does with any exporter other than the JSON one)."""
     return DroppedEncoding(encode_spans)
+
+
+def otel_peer(exporter: SpanExporter) -> tuple[Flask, TracerProvider]:
+    """Bare Flask instrumented by `FlaskInstrumentor` on an always-sampling provider with a batch
+    processor ending in `exporter`."""
+    provider = TracerProvider(sampler=ALWAYS_ON)
+    provider.add_span_processor(BatchSpanProcessor(exporter))
+    app = bare.create_app()
+    FlaskInstrumentor().instrument_app(app, tracer_provider=provider)
+    return app, provider

@@ -10,7 +10,7 @@ from __future__ import annotations
 import gc
 import statistics
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 
@@ -33,10 +33,16 @@ def time_interleaved(cases: Mapping[str, Callable[[], object]], iterations: int,
     names = list(cases)
     samples: dict[str, list[float]] = {name: [] for name in names}
     for repeat in range(repeats):
-        for name in names[repeat % len(names):] + names[:repeat % len(names)]:
+        for name in rotated(names, repeat):
             done = (finish or {}).get(name, _nothing)
             samples[name].append(_per_call_us(cases[name], done, iterations))
     return {name: Timing(statistics.median(values), values) for name, values in samples.items()}
+
+
+def rotated(names: Sequence[str], turn: int) -> list[str]:
+    """`names` starting at position `turn` (modulo their number): each gets its turn to go first."""
+    start = turn % len(names)
+    return [*names[start:], *names[:start]]
 
 
 def _nothing() -> None:

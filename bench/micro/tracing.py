@@ -20,13 +20,10 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
-from opentelemetry.instrumentation.flask import FlaskInstrumentor
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor
-from opentelemetry.sdk.trace.sampling import ALWAYS_ON
 
 from bench.apps import bare, project
-from bench.micro.exporters import DroppedEncoding, DroppedJson, dropped_protobuf
+from bench.micro.exporters import DroppedEncoding, DroppedJson, dropped_protobuf, otel_peer
 from bench.micro.scale import Scale
 from bench.micro.timing import time_interleaved
 from bench.micro.wsgi_call import request_call
@@ -45,10 +42,7 @@ def measure(scale: Scale) -> dict[str, Any]:
     config = VARIANTS["tracing-only"].observability_config(ObservabilityConfig.from_env())
     project_exporter, otel_exporter = DroppedJson(), dropped_protobuf()
     project_provider = tracing.start_provider(config, project_exporter)
-    otel_provider = TracerProvider(sampler=ALWAYS_ON)
-    otel_provider.add_span_processor(BatchSpanProcessor(otel_exporter))
-    otel_app = bare.create_app()
-    FlaskInstrumentor().instrument_app(otel_app, tracer_provider=otel_provider)
+    otel_app, otel_provider = otel_peer(otel_exporter)
     ids_only = replace(config, tracing_enabled=False)
     cases = {
         BARE: request_call(bare.create_app()),

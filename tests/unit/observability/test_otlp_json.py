@@ -137,18 +137,15 @@ class KeptBodies(OtlpJsonSpanExporter):
         return True
 
 
-def _json_provider(monkeypatch: pytest.MonkeyPatch, exporter: KeptBodies, env: dict[str, str]) -> TracerProvider:
-    from opentelemetry import trace
-
+def _json_provider(exporter: KeptBodies, env: dict[str, str]) -> TracerProvider:
+    """Call with the `installed_providers` fixture active: the provider is not made global."""
     from observability import tracing
 
-    # start_provider keeps a provider already installed: pretend none is, and drop the one it installs.
-    monkeypatch.setattr(tracing.trace, "get_tracer_provider", trace.NoOpTracerProvider)
-    monkeypatch.setattr(tracing.trace, "set_tracer_provider", lambda _provider: None)
     return tracing.start_provider(ObservabilityConfig.from_env({"OTEL_TRACES_SAMPLER": "always_on", **env}), exporter)
 
 
-def test_the_provider_redacts_and_encodes_each_span_on_the_thread_that_ends_it(monkeypatch) -> None:
+def test_the_provider_redacts_and_encodes_each_span_on_the_thread_that_ends_it(monkeypatch,
+                                                                               installed_providers) -> None:
     import threading
 
     from observability import otlp_json
@@ -158,7 +155,7 @@ def test_the_provider_redacts_and_encodes_each_span_on_the_thread_that_ends_it(m
     monkeypatch.setattr(otlp_json, "_span", lambda span: encoding_threads.append(
         threading.current_thread().name) or encode_one(span))
     exporter = KeptBodies()
-    provider = _json_provider(monkeypatch, exporter, {"REDACT_KEYS": "pin"})
+    provider = _json_provider(exporter, {"REDACT_KEYS": "pin"})
     try:
         with provider.get_tracer("test").start_as_current_span("s", attributes={"card_pin": "1234", "n": 1}):
             pass
@@ -173,9 +170,10 @@ def test_the_provider_redacts_and_encodes_each_span_on_the_thread_that_ends_it(m
         "card_pin": "[REDACTED]", "n": 1}
 
 
-def test_a_span_that_cannot_be_encoded_is_left_out_and_logged_and_the_others_are_sent(monkeypatch, caplog) -> None:
+def test_a_span_that_cannot_be_encoded_is_left_out_and_logged_and_the_others_are_sent(installed_providers,
+                                                                                        caplog) -> None:
     exporter = KeptBodies()
-    provider = _json_provider(monkeypatch, exporter, {})
+    provider = _json_provider(exporter, {})
     tracer = provider.get_tracer("test")
     try:
         with tracer.start_as_current_span("broken", attributes={"path": "/caf\udce9"}):  # not UTF-8: a lone surrogate

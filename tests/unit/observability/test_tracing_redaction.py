@@ -85,15 +85,9 @@ def test_shutdown_and_flush_reach_the_wrapped_exporter() -> None:
     assert inner._stopped
 
 
-def test_the_provider_exports_through_the_redaction_with_the_configured_words(monkeypatch) -> None:
-    from opentelemetry import trace
-
+def test_the_provider_exports_through_the_redaction_with_the_configured_words(installed_providers) -> None:
     from observability import tracing
 
-    installed: list[TracerProvider] = []
-    # start_provider keeps a provider already installed: pretend none is, and catch the one it installs.
-    monkeypatch.setattr(tracing.trace, "get_tracer_provider", trace.NoOpTracerProvider)
-    monkeypatch.setattr(tracing.trace, "set_tracer_provider", installed.append)
     exported = InMemorySpanExporter()
     config = ObservabilityConfig.from_env({"REDACT_KEYS": "pin", "ADMIN_TOKEN": f"admin-{SECRET}",
                                            "OTEL_TRACES_SAMPLER": "always_on"})
@@ -105,7 +99,7 @@ def test_the_provider_exports_through_the_redaction_with_the_configured_words(mo
         provider.force_flush()
     finally:
         provider.shutdown()
-    assert installed == [provider]
+    assert installed_providers == [provider]
     (span,) = exported.get_finished_spans()
     assert span.attributes["card_pin"] == REDACTED
     assert span.attributes["http.target"] == f"/x?pin={REDACTED}&token=kept"  # REDACT_KEYS replaced the list
