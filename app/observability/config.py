@@ -122,6 +122,11 @@ class ObservabilityConfig:
         "Server spans: `lean` (this package's, sampled before attribute work) or `upstream` "
         "(opentelemetry-instrumentation-flask).",
         normalize=str.lower)
+    sql_spans: str = setting(
+        "TRACE_SQL_SPANS", "lean",
+        "SQL spans: `lean` (this package's, each engine's attributes worked out once) or `upstream` "
+        "(opentelemetry-instrumentation-sqlalchemy).",
+        normalize=str.lower)
     sql_commenter: bool = setting("TRACE_SQL_COMMENTER", False, "Append traceparent comments to SQL statements.")
     redis_url: str = setting("REDIS_URL", "redis://127.0.0.1:6379/0",
                              "Redis for error aggregation, dedupe, active users.", secret=True)  # may hold a password

@@ -42,8 +42,11 @@ from observability.config import ObservabilityConfig
 from observability.degraded import throttle_logger
 from observability.otlp_json import EncodingSpanProcessor, OtlpJsonSpanExporter
 from observability.redaction import Redactor
+from observability.sql_spans import SqlSpans
 
 if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+
     from observability.server_spans import ServerSpans
 
 # While the collector is down these log several records per failed batch, every batch (measured: 42
@@ -100,6 +103,7 @@ def _request_path(attributes: Attributes) -> object:
 
 
 SERVER_SPAN_PATHS = ("lean", "upstream")
+SQL_SPAN_PATHS = ("lean", "upstream")
 TRACE_PROTOCOLS = ("http/json", "http/protobuf")
 
 
@@ -126,10 +130,11 @@ def use_stable_http_conventions() -> None:
     os.environ.setdefault("OTEL_SEMCONV_STABILITY_OPT_IN", "http")
 
 
-def instrument_libraries(config: ObservabilityConfig, app: Any = None, engine: Any = None) -> None:
+def instrument_libraries(config: ObservabilityConfig, app: Any = None, engine: Engine | None = None) -> None:
     """Wires the instrumentations, Flask's own only when `app` is given; safe before fork because no
-    provider exists yet. An unsupported export protocol is refused here, before any fork."""
+    provider exists yet. An unsupported export protocol or path is refused here, before any fork."""
     _refuse_unsupported("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", config.traces_protocol, TRACE_PROTOCOLS)
+    _refuse_unsupported("TRACE_SQL_SPANS", config.sql_spans, SQL_SPAN_PATHS)
     use_stable_http_conventions()
     if app is not None:
         # Imported here: it imports Flask, which the Celery worker never needs.
@@ -137,13 +142,22 @@ def instrument_libraries(config: ObservabilityConfig, app: Any = None, engine: A
 
         # Probes are left out by the sampler (SkipPaths), not by the instrumentation's excluded_urls.
         FlaskInstrumentor().instrument_app(app)
-    sqlalchemy = SQLAlchemyInstrumentor()
-    if engine is not None and not sqlalchemy.is_instrumented_by_opentelemetry:
-        # Instruments this engine and wraps create_engine: engines created later are traced too.
-        sqlalchemy.instrument(engine=engine, enable_commenter=config.sql_commenter)
+    if engine is not None:
+        _instrument_engine(config, engine)
     for instrumentor in (RedisInstrumentor(), RequestsInstrumentor(), CeleryInstrumentor()):
         if not instrumentor.is_instrumented_by_opentelemetry:
             instrumentor.instrument()
+
+
+def _instrument_engine(config: ObservabilityConfig, engine: Engine) -> None:
+    if config.sql_spans == "lean":
+        parent_decides = config.traces_sampler.startswith("parentbased_")
+        SqlSpans(engine, sql_commenter=config.sql_commenter, parent_decides=parent_decides).trace_engine()
+        return
+    sqlalchemy = SQLAlchemyInstrumentor()
+    if not sqlalchemy.is_instrumented_by_opentelemetry:
+        # Instruments this engine and wraps create_engine: engines created later are traced too.
+        sqlalchemy.instrument(engine=engine, enable_commenter=config.sql_commenter)
 
 
 def process_resource(config: ObservabilityConfig) -> Resource:

@@ -1,0 +1,201 @@
+"""CLIENT spans for one SQLAlchemy engine, on the OpenTelemetry API: the lean path.
+
+A `connect` span around each `engine.connect()` (the pool checkout: a pool that runs dry shows up
+there) and one span per statement, as `opentelemetry-instrumentation-sqlalchemy` writes them. Upstream
+works out again for every statement what cannot change between two statements of one engine (the
+URL's attributes, the semantic-convention modes, whether instrumentation is suppressed, twice), enters
+and leaves the span's context and sets the attributes one at a time; the 90 % of statements a
+production sampler drops pay for most of it (bench/README.md has the profile). This path works the
+engine's attributes out once and hands each span its attributes as it starts. Its spans are checked
+against upstream's for the same statements (tests/unit/observability/test_sql_spans.py);
+`TRACE_SQL_SPANS=upstream` switches back to it.
+
+Attribute names are those upstream 0.66 writes with `OTEL_SEMCONV_STABILITY_OPT_IN=http`, the
+project's default: `server.address`/`server.port`, and the database conventions it writes by default
+(`db.system`, `db.name`, `db.user`, `db.statement`, `db.operation`); for the `database` opt-in,
+switch back to upstream. Two deliberate differences: only the engine given is traced (upstream also
+wraps `create_engine`, so that engines created later are traced too; here each engine is handed
+over, as `init_observability` and `init_worker` do), and the pool usage gauge
+`db.client.connections.usage` is not kept: it goes to an OpenTelemetry MeterProvider, which this
+project does not install (its metrics are Prometheus's).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import weakref
+from collections.abc import Callable
+from typing import Any
+
+import sqlalchemy
+from opentelemetry import context, trace
+from opentelemetry.instrumentation.sqlcommenter_utils import _add_sql_comment
+from opentelemetry.instrumentation.utils import _get_opentelemetry_values, is_instrumentation_enabled
+from opentelemetry.trace import SpanKind, Status, StatusCode
+from sqlalchemy import event
+from sqlalchemy.engine import Connection, Engine
+
+_SPAN = "_observability_sql_span"  # on the statement's execution context, as slow_queries keeps its start
+_LEADING_COMMENT = re.compile(r"^/\*.*?\*/")
+_traced_engines: weakref.WeakSet[Engine] = weakref.WeakSet()
+
+
+class SqlSpans:
+    """Traces `engine`: call `trace_engine` once; a second call for the same engine does nothing."""
+
+    def __init__(self, engine: Engine, *, sql_commenter: bool = False, parent_decides: bool = False) -> None:
+        # A proxy until this process's provider exists (it is created after fork).
+        self._tracer = trace.get_tracer(__name__)
+        # With a parent-based sampler, a statement under a span that was not sampled is not sampled
+        # either: then no span is started at all, rather than one the sampler is asked to drop.
+        self._parent_decides = parent_decides
+        self._engine = engine
+        self._system = _system_name(engine.name)
+        self._url_attributes = _url_attributes(engine)
+        # Without a host in the URL (a Unix socket), each statement asks the driver where it connected.
+        self._ask_driver = not engine.url.host
+        self._connect_attributes = {**self._url_attributes, "db.system": self._system}
+        self._commenter = {"db_driver": engine.driver, "db_framework": f"sqlalchemy:{sqlalchemy.__version__}"} \
+            if sql_commenter else None
+
+    def trace_engine(self) -> None:
+        engine = self._engine
+        if engine in _traced_engines:
+            return
+        _traced_engines.add(engine)
+        # An instance attribute: the class's method, and so every other engine, is left alone.
+        engine.connect = self._traced_connect(engine.connect)  # type: ignore[method-assign]
+        event.listen(engine, "before_cursor_execute", self._start, retval=True)
+        event.listen(engine, "after_cursor_execute", _end)
+        event.listen(engine, "handle_error", _fail)
+
+    def _traced_connect(self, connect: Callable[[], Connection]) -> Callable[[], Connection]:
+        tracer, attributes = self._tracer, self._connect_attributes
+
+        def traced_connect() -> Connection:
+            if self._unsampled():
+                return connect()
+            # What `start_as_current_span` does, without its two context managers.
+            span = tracer.start_span("connect", kind=SpanKind.CLIENT, attributes=attributes)
+            token = context.attach(trace.set_span_in_context(span))
+            try:
+                return connect()
+            except Exception as error:
+                if span.is_recording():
+                    span.record_exception(error)
+                    span.set_status(Status(StatusCode.ERROR, f"{type(error).__name__}: {error}"))
+                raise
+            finally:
+                context.detach(token)
+                span.end()
+
+        return traced_connect
+
+    def _start(self, conn: Connection, cursor: Any, statement: str, parameters: Any, execution: Any,
+               _executemany: bool) -> tuple[str, Any]:
+        if self._unsampled():
+            return statement, parameters
+        attributes = self._url_attributes
+        if self._ask_driver:
+            attributes = {**attributes, **_driver_attributes(self._system, cursor)}
+        name = _span_name(statement, _database_name(self._system, conn, cursor), self._system)
+        span = self._tracer.start_span(name, kind=SpanKind.CLIENT, attributes={
+            **attributes, "db.statement": statement, "db.system": self._system, "db.operation": name})
+        if self._commenter is not None and span.is_recording():
+            statement = self._with_comment(span, statement)
+        if execution is not None:
+            setattr(execution, _SPAN, span)
+        return statement, parameters
+
+    def _unsampled(self) -> bool:
+        """Whether no span would record: instrumentation suppressed, or the parent was not sampled."""
+        if self._parent_decides:
+            parent = trace.get_current_span().get_span_context()
+            if parent.is_valid and not parent.trace_flags.sampled:
+                return True
+        return not is_instrumentation_enabled()
+
+    def _with_comment(self, span: trace.Span, statement: str) -> str:
+        # The traceparent in the comment names the statement's span, as upstream's does.
+        token = context.attach(trace.set_span_in_context(span))
+        try:
+            return _add_sql_comment(statement, **self._commenter, **_get_opentelemetry_values())
+        finally:
+            context.detach(token)
+
+
+def _end(_conn: Any, _cursor: Any, _statement: str, _parameters: Any, execution: Any, _executemany: bool) -> None:
+    span = execution.__dict__.pop(_SPAN, None) if execution is not None else None
+    if span is not None:
+        span.end()
+
+
+def _fail(failure: Any) -> None:
+    execution = failure.execution_context  # None when the failure precedes execution
+    span = execution.__dict__.pop(_SPAN, None) if execution is not None else None
+    if span is None:
+        return
+    if span.is_recording():
+        span.set_status(Status(StatusCode.ERROR, str(failure.original_exception)))
+    span.end()
+
+
+def _system_name(dialect: str) -> str:
+    if "sqlite" in dialect:
+        return "sqlite"
+    if "postgres" in dialect or dialect == "psycopg2":
+        return "postgresql"
+    return dialect or "db"
+
+
+def _url_attributes(engine: Engine) -> dict[str, Any]:
+    url = engine.url
+    attributes: dict[str, Any] = {}
+    if url.host:
+        attributes["server.address"] = url.host
+    if url.port:
+        attributes["server.port"] = int(url.port)
+    if url.database:
+        attributes["db.name"] = url.database
+    if url.username:
+        attributes["db.user"] = url.username
+    return attributes
+
+
+def _driver_attributes(system: str, cursor: Any) -> dict[str, Any]:
+    """PostgreSQL's database and address as the driver connected to them (SQLite's come from the URL)."""
+    info = getattr(getattr(cursor, "connection", None), "info", None)
+    if system != "postgresql" or info is None:
+        return {}
+    attributes: dict[str, Any] = {"db.name": info.dbname} if info.dbname else {}
+    if info.host and info.host.startswith("/"):
+        attributes["net.transport"] = "other"
+        if info.port:  # PostgreSQL names every socket so
+            attributes["server.address"] = os.path.join(info.host, f".s.PGSQL.{info.port}")
+    else:
+        attributes["net.transport"] = "ip_tcp"
+        if info.host:
+            attributes["server.address"] = info.host
+        if info.port:
+            attributes["server.port"] = int(info.port)
+    return attributes
+
+
+def _database_name(system: str, conn: Connection, cursor: Any) -> str | None:
+    """The database the statement runs in, for the span's name: PostgreSQL's as the server has it."""
+    if system == "postgresql":
+        info = getattr(getattr(cursor, "connection", None), "info", None)
+        return getattr(info, "dbname", None)
+    return conn.engine.url.database
+
+
+def _span_name(statement: str, database: str | None, system: str) -> str:
+    """The statement's first word and the database, as upstream names them: `SELECT app`."""
+    if statement.startswith("/*"):
+        statement = _LEADING_COMMENT.sub("", statement)
+    words = statement.split(None, 1)
+    parts = [words[0]] if words else []
+    if database:
+        parts.append(database)
+    return " ".join(parts) if parts else system
