@@ -4,20 +4,23 @@ A `connect` span around each `engine.connect()` (the pool checkout: a pool that 
 there) and one span per statement, as `opentelemetry-instrumentation-sqlalchemy` writes them. Upstream
 works out again for every statement what cannot change between two statements of one engine (the
 URL's attributes, the semantic-convention modes, whether instrumentation is suppressed, twice), enters
-and leaves the span's context and sets the attributes one at a time; the 90 % of statements a
-production sampler drops pay for most of it (bench/README.md has the profile). This path works the
-engine's attributes out once and hands each span its attributes as it starts. Its spans are checked
+and leaves the span's context and sets the attributes one at a time, and the 90 % of statements a
+production sampler drops pay for most of it. This path works the engine's attributes out once, hands
+each span its attributes as it starts, and starts none under a caller that was not sampled when the
+sampler follows the parent (bench/README.md, "Where the time went", has the counts). Its spans are checked
 against upstream's for the same statements (tests/unit/observability/test_sql_spans.py);
 `TRACE_SQL_SPANS=upstream` switches back to it.
 
 Attribute names are those upstream 0.66 writes with `OTEL_SEMCONV_STABILITY_OPT_IN=http`, the
 project's default: `server.address`/`server.port`, and the database conventions it writes by default
 (`db.system`, `db.name`, `db.user`, `db.statement`, `db.operation`); for the `database` opt-in,
-switch back to upstream. Two deliberate differences: only the engine given is traced (upstream also
-wraps `create_engine`, so that engines created later are traced too; here each engine is handed
-over, as `init_observability` and `init_worker` do), and the pool usage gauge
-`db.client.connections.usage` is not kept: it goes to an OpenTelemetry MeterProvider, which this
-project does not install (its metrics are Prometheus's).
+switch back to upstream. Deliberate differences: only the engine given is traced (upstream wraps
+`create_engine` and the class's `connect`, so that engines created later are traced too; here each
+engine is handed over, as the entry points do), so the copies `engine.execution_options()` makes
+have statement spans but no `connect` span; and the pool usage gauge `db.client.connections.usage`
+is not kept: it goes to an OpenTelemetry MeterProvider, which this project does not install (its
+metrics are Prometheus's). MySQL's and SQL Server's span names take the URL's database, not the
+driver's.
 """
 
 from __future__ import annotations
