@@ -59,8 +59,9 @@ class SqlSpans:
         # Without a host in the URL (a Unix socket), each statement asks the driver where it connected.
         self._ask_driver = not engine.url.host
         self._connect_attributes = {**self._url_attributes, "db.system": self._system}
-        self._commenter = {"db_driver": engine.driver, "db_framework": f"sqlalchemy:{sqlalchemy.__version__}"} \
-            if sql_commenter else None
+        self._commenter: dict[str, str] | None = None
+        if sql_commenter:
+            self._commenter = {"db_driver": engine.driver, "db_framework": f"sqlalchemy:{sqlalchemy.__version__}"}
 
     def trace_engine(self) -> None:
         engine = self._engine
@@ -77,7 +78,7 @@ class SqlSpans:
         tracer, attributes = self._tracer, self._connect_attributes
 
         def traced_connect() -> Connection:
-            if self._unsampled():
+            if self._skipped():
                 return connect()
             # What `start_as_current_span` does, without its two context managers.
             span = tracer.start_span("connect", kind=SpanKind.CLIENT, attributes=attributes)
@@ -97,7 +98,7 @@ class SqlSpans:
 
     def _start(self, conn: Connection, cursor: Any, statement: str, parameters: Any, execution: Any,
                _executemany: bool) -> tuple[str, Any]:
-        if self._unsampled():
+        if self._skipped():
             return statement, parameters
         attributes = self._url_attributes
         if self._ask_driver:
@@ -106,26 +107,28 @@ class SqlSpans:
         span = self._tracer.start_span(name, kind=SpanKind.CLIENT, attributes={
             **attributes, "db.statement": statement, "db.system": self._system, "db.operation": name})
         if self._commenter is not None and span.is_recording():
-            statement = self._with_comment(span, statement)
+            statement = _with_comment(span, statement, self._commenter)
         if execution is not None:
             setattr(execution, _SPAN, span)
         return statement, parameters
 
-    def _unsampled(self) -> bool:
-        """Whether no span would record: instrumentation suppressed, or the parent was not sampled."""
+    def _skipped(self) -> bool:
+        """Whether to start no span: the parent was not sampled (and decides), or instrumentation is
+        suppressed."""
         if self._parent_decides:
             parent = trace.get_current_span().get_span_context()
             if parent.is_valid and not parent.trace_flags.sampled:
                 return True
         return not is_instrumentation_enabled()
 
-    def _with_comment(self, span: trace.Span, statement: str) -> str:
-        # The traceparent in the comment names the statement's span, as upstream's does.
-        token = context.attach(trace.set_span_in_context(span))
-        try:
-            return _add_sql_comment(statement, **self._commenter, **_get_opentelemetry_values())
-        finally:
-            context.detach(token)
+
+def _with_comment(span: trace.Span, statement: str, tags: dict[str, str]) -> str:
+    # The traceparent in the comment names the statement's span, as upstream's does.
+    token = context.attach(trace.set_span_in_context(span))
+    try:
+        return _add_sql_comment(statement, **tags, **_get_opentelemetry_values())
+    finally:
+        context.detach(token)
 
 
 def _end(_conn: Any, _cursor: Any, _statement: str, _parameters: Any, execution: Any, _executemany: bool) -> None:

@@ -104,7 +104,10 @@ def test_the_cases_that_matter_were_exercised(produced) -> None:
         assert all(bool(_TRACEPARENT.search(s)) == commented for s in by_case["statements under a request"]["executed"])
     if "postgresql, host in the query" in produced["lean"]:
         from_driver = produced["lean"]["postgresql, host in the query"][0]["spans"][1]["attributes"]
-        assert from_driver["net.transport"] == "ip_tcp" and from_driver["server.address"] == "127.0.0.1"
+        from_url = produced["lean"]["postgresql"][0]["spans"][1]["attributes"]
+        assert from_driver["net.transport"] == "ip_tcp" and "net.transport" not in from_url
+        assert (from_driver["server.address"], from_driver["server.port"]) == (from_url["server.address"],
+                                                                               from_url["server.port"])
 
 
 class _RecordingSampler(Sampler):
