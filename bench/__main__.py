@@ -20,7 +20,7 @@ from bench import report, targets
 from bench.harness import LoadOptions, run_load, summarise, validate
 from bench.load import MissingWrkError
 from bench.machine import describe_machine, versions
-from bench.micro import run_all
+from bench.micro import check_tools, run_all
 from bench.micro.scale import SCALES
 from bench.variants import ENDPOINTS, VARIANTS
 from sandbox.common import MissingToolError
@@ -89,6 +89,8 @@ def main(argv: list[str]) -> int:
     try:
         if "load" in args.parts:
             validate(options)
+        if "micro" in args.parts:
+            check_tools()
     except (MissingWrkError, MissingToolError, ValueError) as exc:  # the message says what to install or fix
         print(f"make bench: {exc}", file=sys.stderr)
         return 2

@@ -136,7 +136,19 @@ def _export_stalls(result: dict[str, Any], micro: dict[str, Any]) -> str:
                         "\n".join(rows)])
 
 
-_MICRO_SECTIONS = (_log_format, _request_path, _tracing, _metrics_scrape, _export_stalls)
+def _instructions(result: dict[str, Any], micro: dict[str, Any]) -> str:
+    data = micro["instructions"]
+    rows = ["| In-process request | instructions/request | ratio to bare |", "|---|---:|---:|"]
+    rows += [f"| {name} | {c['instructions']:,} | {c['ratio_to_bare']:.2f} |" for name, c in data["cases"].items()]
+    parts = ["### Micro (f): instructions per request", _caption(result, data["method"]), "\n".join(rows)]
+    if "tracing_only_throughput_to_otel" in data:
+        parts.append(f"Counted so, tracing-only would serve {data['tracing_only_throughput_to_otel']:.2f}x the otel "
+                     f"peer's requests; the project's tracing part is {data['tracing_part_to_otel']:.2f}x "
+                     "OpenTelemetry's own (request ids included).")
+    return "\n\n".join(parts)
+
+
+_MICRO_SECTIONS = (_log_format, _request_path, _tracing, _metrics_scrape, _export_stalls, _instructions)
 
 
 def _targets_section(result: dict[str, Any]) -> str:

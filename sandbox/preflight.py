@@ -103,10 +103,11 @@ NEEDS: tuple[Need, ...] = (
     Need("Go (the pinned tools)", _go),
     Need("Node.js and npm (the web UIs)", _node),
     # The tests alone: Alertmanager's render.sh runs under busybox as in its image; the browser
-    # tests drive Debian's Chromium; the benchmark harness's tests run wrk.
+    # tests drive Debian's Chromium; the benchmark harness's tests run wrk, and valgrind for micro (f).
     Need("busybox", _program("busybox"), "busybox", frozenset({"test"})),
     Need("chromium (browser tests)", _program("chromium"), "chromium", frozenset({"test"})),
     Need("wrk (benchmark tests)", _program("wrk"), "wrk", frozenset({"test"})),
+    Need("valgrind (benchmark tests)", _program("valgrind"), "valgrind", frozenset({"test"})),
 )
 
 

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 from bench.micro.scale import SCALES
+from sandbox.common import MissingToolError
 
 ROOT = Path(__file__).resolve().parents[2]
 # Name in the results -> module with `measure(scale) -> dict`.
@@ -20,19 +22,28 @@ MICRO_BENCHMARKS = {
     "tracing": "bench.micro.tracing",
     "metrics_scrape": "bench.micro.metrics_scrape",
     "export_stalls": "bench.micro.export_stalls",
+    "instructions": "bench.micro.instructions",
 }
 _INHERITED = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "TZ")
-_TIMEOUT = 600
+_TIMEOUT = 1800  # micro (f) runs 14 interpreters under callgrind
 
 
 def run_all(scale: str, workdir: Path) -> dict[str, Any]:
     if scale not in SCALES:
         raise ValueError(f"unknown micro-benchmark scale {scale!r}: one of {', '.join(SCALES)}")
+    check_tools()
     results = {}
     for name in MICRO_BENCHMARKS:
         print(f"==> micro-benchmark {name} ({scale})", file=sys.stderr, flush=True)
         results[name] = run_one(name, scale, workdir)
     return results
+
+
+def check_tools() -> None:
+    """Raises MissingToolError, naming the package, where a micro-benchmark's program is missing."""
+    if shutil.which("valgrind") is None:
+        raise MissingToolError("valgrind is not installed (Debian package `valgrind`); micro-benchmark (f) "
+                               "counts instructions with it")
 
 
 def run_one(name: str, scale: str, workdir: Path) -> dict[str, Any]:

@@ -8,7 +8,7 @@ import pytest
 
 from sandbox import preflight
 
-TEST_ONLY_PROGRAMS = {"busybox": "busybox", "chromium": "chromium", "wrk": "wrk"}
+TEST_ONLY_PROGRAMS = {"busybox": "busybox", "chromium": "chromium", "wrk": "wrk", "valgrind": "valgrind"}
 # What each package puts on PATH, for a stand-in apt-get (maven: only where Elasticsearch is not cached).
 PROGRAM_OF = {**TEST_ONLY_PROGRAMS, "maven": "mvn", "redis-server": "redis-server"}
 
