@@ -56,6 +56,7 @@ class SqlSpans:
         self._engine = engine
         self._system = _system_name(engine.name)
         self._url_attributes = _url_attributes(engine)
+        self._url_database = engine.url.database
         # Without a host in the URL (a Unix socket), each statement asks the driver where it connected.
         self._ask_driver = not engine.url.host
         self._connect_attributes = {**self._url_attributes, "db.system": self._system}
@@ -96,14 +97,17 @@ class SqlSpans:
 
         return traced_connect
 
-    def _start(self, conn: Connection, cursor: Any, statement: str, parameters: Any, execution: Any,
+    def _start(self, _conn: Connection, cursor: Any, statement: str, parameters: Any, execution: Any,
                _executemany: bool) -> tuple[str, Any]:
         if self._skipped():
             return statement, parameters
+        # PostgreSQL's driver knows the database as the server has it (upstream's name for the span).
+        info = _driver_info(cursor) if self._system == "postgresql" else None
         attributes = self._url_attributes
         if self._ask_driver:
-            attributes = {**attributes, **_driver_attributes(self._system, cursor)}
-        name = _span_name(statement, _database_name(self._system, conn, cursor), self._system)
+            attributes = {**attributes, **_driver_attributes(info)}
+        database = getattr(info, "dbname", None) if self._system == "postgresql" else self._url_database
+        name = _span_name(statement, database, self._system)
         span = self._tracer.start_span(name, kind=SpanKind.CLIENT, attributes={
             **attributes, "db.statement": statement, "db.system": self._system, "db.operation": name})
         if self._commenter is not None and span.is_recording():
@@ -169,10 +173,14 @@ def _url_attributes(engine: Engine) -> dict[str, Any]:
     return attributes
 
 
-def _driver_attributes(system: str, cursor: Any) -> dict[str, Any]:
-    """PostgreSQL's database and address as the driver connected to them (SQLite's come from the URL)."""
-    info = getattr(getattr(cursor, "connection", None), "info", None)
-    if system != "postgresql" or info is None:
+def _driver_info(cursor: Any) -> Any:
+    return getattr(getattr(cursor, "connection", None), "info", None)
+
+
+def _driver_attributes(info: Any) -> dict[str, Any]:
+    """PostgreSQL's database and address as its driver connected to them (`info`: psycopg's
+    ConnectionInfo, None for other databases, whose attributes come from the URL)."""
+    if info is None:
         return {}
     attributes: dict[str, Any] = {"db.name": info.dbname} if info.dbname else {}
     if info.host and info.host.startswith("/"):
@@ -186,14 +194,6 @@ def _driver_attributes(system: str, cursor: Any) -> dict[str, Any]:
         if info.port:
             attributes["server.port"] = int(info.port)
     return attributes
-
-
-def _database_name(system: str, conn: Connection, cursor: Any) -> str | None:
-    """The database the statement runs in, for the span's name: PostgreSQL's as the server has it."""
-    if system == "postgresql":
-        info = getattr(getattr(cursor, "connection", None), "info", None)
-        return getattr(info, "dbname", None)
-    return conn.engine.url.database
 
 
 def _span_name(statement: str, database: str | None, system: str) -> str:

@@ -102,15 +102,14 @@ def _request_path(attributes: Attributes) -> object:
     return path
 
 
-SERVER_SPAN_PATHS = ("lean", "upstream")
-SQL_SPAN_PATHS = ("lean", "upstream")
+SPAN_PATHS = ("lean", "upstream")  # the project's own spans, or the upstream instrumentation's
 TRACE_PROTOCOLS = ("http/json", "http/protobuf")
 
 
 def server_spans(config: ObservabilityConfig) -> ServerSpans | None:
     """The lean server-span path, or None where `TRACE_SERVER_SPANS=upstream` asks for Flask's own
     instrumentation (which `instrument_libraries` then wires)."""
-    _refuse_unsupported("TRACE_SERVER_SPANS", config.server_spans, SERVER_SPAN_PATHS)
+    _refuse_unsupported("TRACE_SERVER_SPANS", config.server_spans, SPAN_PATHS)
     if config.server_spans == "upstream":
         return None
     from observability.server_spans import ServerSpans  # noqa: PLC0415 - imports Flask, which the worker never needs
@@ -134,7 +133,7 @@ def instrument_libraries(config: ObservabilityConfig, app: Any = None, engine: E
     """Wires the instrumentations, Flask's own only when `app` is given; safe before fork because no
     provider exists yet. An unsupported export protocol or path is refused here, before any fork."""
     _refuse_unsupported("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", config.traces_protocol, TRACE_PROTOCOLS)
-    _refuse_unsupported("TRACE_SQL_SPANS", config.sql_spans, SQL_SPAN_PATHS)
+    _refuse_unsupported("TRACE_SQL_SPANS", config.sql_spans, SPAN_PATHS)
     use_stable_http_conventions()
     if app is not None:
         # Imported here: it imports Flask, which the Celery worker never needs.

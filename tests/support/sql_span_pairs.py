@@ -94,8 +94,12 @@ def _run(engine: Engine, work: Callable[[Connection], None], parent: str) -> Non
 def _drive(engine: Engine, exporter: InMemorySpanExporter) -> list[dict[str, Any]]:
     executed: list[str] = []
     event.listen(engine, "after_cursor_execute", lambda _c, _cur, statement, *_: executed.append(statement))
-    event.listen(engine, "handle_error",
-                 lambda failure: failure.statement is not None and executed.append(failure.statement))
+
+    def failed(failure: Any) -> None:
+        if failure.statement is not None:  # None when connecting failed
+            executed.append(failure.statement)
+
+    event.listen(engine, "handle_error", failed)
     cases = CASES
     try:
         with engine.begin() as conn:

@@ -155,12 +155,12 @@ def test_an_engine_is_traced_once(monkeypatch) -> None:
 
 
 def test_a_unix_socket_is_named_as_upstream_names_it() -> None:
-    def cursor(host: str, port: str) -> Any:
-        return SimpleNamespace(connection=SimpleNamespace(info=SimpleNamespace(dbname="app", host=host, port=port)))
+    def info(host: str, port: str) -> Any:
+        return SimpleNamespace(dbname="app", host=host, port=port)  # what psycopg's ConnectionInfo tells
 
-    assert sql_spans._driver_attributes("postgresql", cursor("/run/postgresql", "5432")) == {
+    assert sql_spans._driver_attributes(info("/run/postgresql", "5432")) == {
         "db.name": "app", "net.transport": "other", "server.address": "/run/postgresql/.s.PGSQL.5432"}
-    assert sql_spans._driver_attributes("postgresql", cursor("db.internal", "6432")) == {
+    assert sql_spans._driver_attributes(info("db.internal", "6432")) == {
         "db.name": "app", "net.transport": "ip_tcp", "server.address": "db.internal", "server.port": 6432}
 
 
