@@ -24,7 +24,8 @@ def init_access_log(hooks: RequestHooks, excluded_paths: tuple[str, ...]) -> Non
 
     def log_access(ctx: RequestContext, req: Request, response: Response) -> None:
         duration_ms = round((time.perf_counter() - ctx.started) * 1000.0, 3)
-        response.headers["X-Response-Time"] = f"{duration_ms}ms"
+        # This module's own header: appended, where `headers[...] =` would first scan for an old one.
+        response.headers.add("X-Response-Time", f"{duration_ms}ms")
         if ctx.path in excluded or not _logger.isEnabledFor(logging.INFO):
             return
         rule = req.url_rule

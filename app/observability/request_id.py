@@ -117,7 +117,21 @@ def init_request_id(app: Flask, tracing_enabled: bool, server_spans: ServerSpans
     app.before_request_funcs.setdefault(None, []).insert(0, open_context)
     app.after_request_funcs.setdefault(None, []).insert(0, finish_response)
     app.teardown_request_funcs.setdefault(None, []).insert(0, close_context)
+    _skip_coroutine_check(app, (open_context, finish_response, close_context))
     return hooks
+
+
+def _skip_coroutine_check(app: Flask, own_hooks: tuple[Callable[..., Any], ...]) -> None:
+    """Flask asks `inspect` whether a hook is a coroutine function each time it calls the hook, five
+    calls deep; ours are plain functions, so they are handed back as they are. Compared by identity:
+    the hooks live as long as the app, and a view need not be hashable."""
+    own = frozenset(map(id, own_hooks))
+    ensure_sync = app.ensure_sync
+
+    def ensure_sync_skipping_own(func: Callable[..., Any]) -> Callable[..., Any]:
+        return func if id(func) in own else ensure_sync(func)
+
+    app.ensure_sync = ensure_sync_skipping_own  # type: ignore[method-assign]
 
 
 def _span_attribute_setter() -> Callable[[str], Any]:

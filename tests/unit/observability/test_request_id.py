@@ -1,7 +1,12 @@
 from __future__ import annotations
 
-import pytest
+from collections.abc import Callable
+from typing import Any
 
+import pytest
+from flask import Flask
+
+from observability import init_observability
 from observability.request_id import accept_or_generate
 
 HOSTILE_IDS = [
@@ -54,3 +59,51 @@ def test_generated_ids_differ_per_request(demo) -> None:
     client = app.test_client()
     ids = {client.get("/ok").headers["X-Request-ID"] for _ in range(20)}
     assert len(ids) == 20
+
+
+class _CountingFlask(Flask):
+    """Records what Flask hands to `ensure_sync`, its per-call coroutine check."""
+
+    checked: list[Any]
+
+    def ensure_sync(self, func: Callable[..., Any]) -> Callable[..., Any]:
+        self.checked.append(func)
+        return super().ensure_sync(func)
+
+
+def test_own_hooks_skip_flasks_coroutine_check_and_everything_else_keeps_it(make_config) -> None:
+    app = _CountingFlask(__name__)
+    app.checked = []
+    init_observability(app, config=make_config())
+
+    @app.before_request
+    def users_hook() -> None:
+        return None
+
+    @app.get("/ok")
+    def ok() -> str:
+        return "ok"
+
+    response = app.test_client().get("/ok")
+    assert response.status_code == 200
+    assert response.headers["X-Request-ID"]  # the skipped hooks ran
+    assert users_hook in app.checked and ok in app.checked
+    assert not [f for f in app.checked if f.__module__ == "observability.request_id"]
+
+
+class _UnhashableView:
+    __hash__ = None  # type: ignore[assignment] - what defining __eq__ alone does
+
+    def __eq__(self, other: object) -> bool:
+        return self is other
+
+    def __call__(self) -> str:
+        return "served"
+
+
+def test_an_unhashable_view_is_still_served(make_config) -> None:
+    app = Flask(__name__)
+    init_observability(app, config=make_config())
+    app.add_url_rule("/view", "view", _UnhashableView())
+    response = app.test_client().get("/view")
+    assert (response.status_code, response.text) == (200, "served")
