@@ -57,6 +57,8 @@ class SqlSpans:
         self._system = _system_name(engine.name)
         self._url_attributes = _url_attributes(engine)
         self._url_database = engine.url.database
+        # PostgreSQL's driver knows the database as the server has it (upstream's name for the span).
+        self._driver_names_database = self._system == "postgresql"
         # Without a host in the URL (a Unix socket), each statement asks the driver where it connected.
         self._ask_driver = not engine.url.host
         self._connect_attributes = {**self._url_attributes, "db.system": self._system}
@@ -101,12 +103,11 @@ class SqlSpans:
                _executemany: bool) -> tuple[str, Any]:
         if self._skipped():
             return statement, parameters
-        # PostgreSQL's driver knows the database as the server has it (upstream's name for the span).
-        info = _driver_info(cursor) if self._system == "postgresql" else None
+        info = _driver_info(cursor) if self._driver_names_database else None
         attributes = self._url_attributes
         if self._ask_driver:
             attributes = {**attributes, **_driver_attributes(info)}
-        database = getattr(info, "dbname", None) if self._system == "postgresql" else self._url_database
+        database = getattr(info, "dbname", None) if self._driver_names_database else self._url_database
         name = _span_name(statement, database, self._system)
         span = self._tracer.start_span(name, kind=SpanKind.CLIENT, attributes={
             **attributes, "db.statement": statement, "db.system": self._system, "db.operation": name})

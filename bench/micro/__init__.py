@@ -31,7 +31,6 @@ _TIMEOUT = 1800  # micro (f) runs 14 interpreters under callgrind
 def run_all(scale: str, workdir: Path) -> dict[str, Any]:
     if scale not in SCALES:
         raise ValueError(f"unknown micro-benchmark scale {scale!r}: one of {', '.join(SCALES)}")
-    check_tools()
     results = {}
     for name in MICRO_BENCHMARKS:
         print(f"==> micro-benchmark {name} ({scale})", file=sys.stderr, flush=True)
@@ -39,11 +38,13 @@ def run_all(scale: str, workdir: Path) -> dict[str, Any]:
     return results
 
 
-def check_tools() -> None:
-    """Raises MissingToolError, naming the package, where a micro-benchmark's program is missing."""
-    if shutil.which("valgrind") is None:
+def check_tools() -> str:
+    """valgrind's path; MissingToolError, naming the package, where a micro-benchmark's program is missing."""
+    valgrind = shutil.which("valgrind")
+    if valgrind is None:
         raise MissingToolError("valgrind is not installed (Debian package `valgrind`); micro-benchmark (f) "
                                "counts instructions with it")
+    return valgrind
 
 
 def run_one(name: str, scale: str, workdir: Path) -> dict[str, Any]:
