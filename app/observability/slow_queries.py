@@ -1,9 +1,8 @@
 """SQL timing: a duration histogram by operation and a `slow_query` record above a threshold.
 
-The start time lives on the statement's execution context, not on the connection: a statement
-that fails never reaches `after_cursor_execute`, so connection-level stacks leak and mis-pair.
-Failures are timed through `handle_error`. Statements are cut to a bounded length and parameters
-are never logged, only how many there were (executemany batches can hold thousands of rows).
+Each statement is timed around the driver's execute (observability.statement_hooks), a failing one
+too. Statements are cut to a bounded length and parameters are never logged, only how many rows a
+batch held (executemany batches can hold thousands).
 """
 
 from __future__ import annotations
@@ -12,14 +11,13 @@ import logging
 import time
 from typing import Any
 
-from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
 from observability.metrics import DB_QUERY_DURATION, DB_SLOW_QUERIES, LabelCache
 from observability.redaction import Redactor
+from observability.statement_hooks import Execute, add_statement_hook
 
 _logger = logging.getLogger("observability.slow_queries")
-_STARTED = "_observability_started"
 _OPERATIONS = frozenset({"SELECT", "INSERT", "UPDATE", "DELETE", "WITH", "BEGIN", "COMMIT", "ROLLBACK"})
 
 
@@ -61,22 +59,16 @@ def watch_engine(engine: Engine, threshold_ms: float, statement_max_chars: int,
             "outcome": "error" if failed else "ok",
         })
 
-    @event.listens_for(engine, "before_cursor_execute")
-    def start(_conn: Any, _cursor: Any, _statement: str, _parameters: Any, context: Any,
-              _executemany: bool) -> None:
-        if context is not None:
-            setattr(context, _STARTED, time.perf_counter())
-
-    @event.listens_for(engine, "after_cursor_execute")
-    def stop(_conn: Any, _cursor: Any, statement: str, parameters: Any, context: Any,
-             executemany: bool) -> None:
-        started = context.__dict__.pop(_STARTED, None) if context is not None else None
-        if started is not None:
+    def timed(execute: Execute, executemany: bool) -> Execute:
+        def timed_execute(cursor: Any, statement: str, parameters: Any, context: Any) -> None:
+            started = time.perf_counter()
+            try:
+                execute(cursor, statement, parameters, context)
+            except BaseException:
+                finished(statement, started, _row_count(parameters, executemany), failed=True)
+                raise
             finished(statement, started, _row_count(parameters, executemany), failed=False)
 
-    @event.listens_for(engine, "handle_error")
-    def failed(exception_context: Any) -> None:
-        context = exception_context.execution_context  # None when the failure precedes execution
-        started = context.__dict__.pop(_STARTED, None) if context is not None else None
-        if started is not None and exception_context.statement is not None:
-            finished(exception_context.statement, started, 1, failed=True)
+        return timed_execute
+
+    add_statement_hook(engine, timed)

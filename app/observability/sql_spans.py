@@ -6,10 +6,11 @@ works out again for every statement what cannot change between two statements of
 URL's attributes, the semantic-convention modes, whether instrumentation is suppressed, twice), enters
 and leaves the span's context and sets the attributes one at a time, and the 90 % of statements a
 production sampler drops pay for most of it. This path works the engine's attributes out once, hands
-each span its attributes as it starts, and starts none under a caller that was not sampled when the
-sampler follows the parent (bench/README.md, "Where the time went", has the counts). Its spans are checked
-against upstream's for the same statements (tests/unit/observability/test_sql_spans.py);
-`TRACE_SQL_SPANS=upstream` switches back to it.
+each span its attributes as it starts, starts none under a caller that was not sampled when the
+sampler follows the parent, and hooks the dialect rather than the engine (observability.statement_hooks;
+bench/README.md, "Where the time went", has the counts). Its spans are checked against upstream's
+for the same statements (tests/unit/observability/test_sql_spans.py); `TRACE_SQL_SPANS=upstream`
+switches back to it.
 
 Attribute names are those upstream 0.66 writes with `OTEL_SEMCONV_STABILITY_OPT_IN=http`, the
 project's default: `server.address`/`server.port`, and the database conventions it writes by default
@@ -39,7 +40,9 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 
-_SPAN = "_observability_sql_span"  # on the statement's execution context, as slow_queries keeps its start
+from observability.statement_hooks import Execute, add_statement_hook
+
+_SPAN = "_observability_sql_span"  # on a failed statement's execution context, for `_fail`
 _LEADING_COMMENT = re.compile(r"^/\*.*?\*/")
 _traced_engines: weakref.WeakSet[Engine] = weakref.WeakSet()
 
@@ -73,8 +76,8 @@ class SqlSpans:
         _traced_engines.add(engine)
         # An instance attribute: the class's method, and so every other engine, is left alone.
         engine.connect = self._traced_connect(engine.connect)  # type: ignore[method-assign]
-        event.listen(engine, "before_cursor_execute", self._start, retval=True)
-        event.listen(engine, "after_cursor_execute", _end)
+        add_statement_hook(engine, self._traced)
+        # A dialect event: it costs no per-connection dispatch either (observability.statement_hooks).
         event.listen(engine, "handle_error", _fail)
 
     def _traced_connect(self, connect: Callable[[], Connection]) -> Callable[[], Connection]:
@@ -99,23 +102,35 @@ class SqlSpans:
 
         return traced_connect
 
-    def _start(self, _conn: Connection, cursor: Any, statement: str, parameters: Any, execution: Any,
-               _executemany: bool) -> tuple[str, Any]:
-        if self._skipped():
-            return statement, parameters
+    def _traced(self, execute: Execute, _executemany: bool) -> Execute:
+        def traced_execute(cursor: Any, statement: str, parameters: Any, execution: Any) -> None:
+            if self._skipped():
+                execute(cursor, statement, parameters, execution)
+                return
+            span = self._start(cursor, statement)
+            if self._commenter is not None and span.is_recording():
+                statement = _with_comment(span, statement, self._commenter)
+            try:
+                execute(cursor, statement, parameters, execution)
+            except BaseException:
+                if execution is None:
+                    span.end()
+                else:  # `_fail` ends it, after redaction (the first error listener) scrubbed the message
+                    setattr(execution, _SPAN, span)
+                raise
+            span.end()
+
+        return traced_execute
+
+    def _start(self, cursor: Any, statement: str) -> trace.Span:
         info = _driver_info(cursor) if self._driver_names_database else None
         attributes = self._url_attributes
         if self._ask_driver:
             attributes = {**attributes, **_driver_attributes(info)}
         database = getattr(info, "dbname", None) if self._driver_names_database else self._url_database
         name = _span_name(statement, database, self._system)
-        span = self._tracer.start_span(name, kind=SpanKind.CLIENT, attributes={
+        return self._tracer.start_span(name, kind=SpanKind.CLIENT, attributes={
             **attributes, "db.statement": statement, "db.system": self._system, "db.operation": name})
-        if self._commenter is not None and span.is_recording():
-            statement = _with_comment(span, statement, self._commenter)
-        if execution is not None:
-            setattr(execution, _SPAN, span)
-        return statement, parameters
 
     def _skipped(self) -> bool:
         """Whether to start no span: the parent was not sampled (and decides), or instrumentation is
@@ -134,12 +149,6 @@ def _with_comment(span: trace.Span, statement: str, tags: dict[str, str]) -> str
         return _add_sql_comment(statement, **tags, **_get_opentelemetry_values())
     finally:
         context.detach(token)
-
-
-def _end(_conn: Any, _cursor: Any, _statement: str, _parameters: Any, execution: Any, _executemany: bool) -> None:
-    span = execution.__dict__.pop(_SPAN, None) if execution is not None else None
-    if span is not None:
-        span.end()
 
 
 def _fail(failure: Any) -> None:

@@ -22,7 +22,7 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
-from sqlalchemy import URL, Connection, Engine, create_engine, event, make_url, text
+from sqlalchemy import URL, Connection, Engine, create_engine, make_url, text
 from sqlalchemy.exc import DBAPIError
 
 from observability.sql_spans import SqlSpans
@@ -91,15 +91,7 @@ def _run(engine: Engine, work: Callable[[Connection], None], parent: str) -> Non
         connected()
 
 
-def _drive(engine: Engine, exporter: InMemorySpanExporter) -> list[dict[str, Any]]:
-    executed: list[str] = []
-    event.listen(engine, "after_cursor_execute", lambda _c, _cur, statement, *_: executed.append(statement))
-
-    def failed(failure: Any) -> None:
-        if failure.statement is not None:  # None when connecting failed
-            executed.append(failure.statement)
-
-    event.listen(engine, "handle_error", failed)
+def _drive(engine: Engine, exporter: InMemorySpanExporter, executed: list[str]) -> list[dict[str, Any]]:
     cases = CASES
     try:
         with engine.begin() as conn:
@@ -114,6 +106,24 @@ def _drive(engine: Engine, exporter: InMemorySpanExporter) -> list[dict[str, Any
         results.append({"case": name, "spans": [_span(span) for span in exporter.get_finished_spans()],
                         "executed": list(executed)})
     return results
+
+
+def _record_executed(engine: Engine) -> list[str]:
+    """The statements as the driver receives them (with the commenter's comment), failing ones too:
+    the dialect's own execute methods, which both paths call last, record them."""
+    executed: list[str] = []
+
+    def recording(execute: Callable[..., None]) -> Callable[..., None]:
+        def record(cursor: Any, statement: str, *rest: Any) -> None:
+            executed.append(statement)
+            execute(cursor, statement, *rest)
+
+        return record
+
+    dialect = engine.dialect
+    for method in ("do_execute", "do_executemany", "do_execute_no_params"):
+        setattr(dialect, method, recording(getattr(dialect, method)))
+    return executed
 
 
 def _engines(sqlite_file: str, postgres_url: str | None) -> dict[str, Callable[[], Engine]]:
@@ -155,8 +165,9 @@ def main() -> None:
     produced = {}
     for name, make in _engines(sqlite_file, postgres_url).items():
         engine = make()
+        executed = _record_executed(engine)  # before tracing: the lean path keeps the methods it finds
         _trace(path, name, engine)
-        produced[name] = _drive(engine, exporter)
+        produced[name] = _drive(engine, exporter, executed)
         engine.dispose()
     Path(output).write_text(json.dumps(produced, default=str), encoding="utf-8")
 

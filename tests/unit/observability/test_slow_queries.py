@@ -68,7 +68,7 @@ def test_failed_statement_is_handled_and_does_not_leak_timing(engine, log_lines)
 
 def test_failure_after_execution_started_is_logged_as_error(engine, log_lines) -> None:
     with engine.connect() as connection, pytest.raises(OperationalError):
-        # Fails at run time, after sleeping: the handle_error path must time it.
+        # Fails at run time, after sleeping: a failing statement is timed too.
         connection.execute(text("SELECT sleep_ms(30) + abs(-9223372036854775807 - 1)"))
     (slow,) = log_lines.events("slow_query")
     assert slow["outcome"] == "error"

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import sqlite3
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -24,9 +25,12 @@ from opentelemetry.sdk.trace.sampling import ALWAYS_ON, Sampler, SamplingResult
 from opentelemetry.trace import Link, NonRecordingSpan, SpanKind, TraceState
 from opentelemetry.util.types import Attributes
 from sqlalchemy import create_engine, text
+from sqlalchemy.exc import DBAPIError
 
 from observability import sql_spans
+from observability.redaction import hide_bound_values_in_errors
 from observability.sql_spans import SqlSpans
+from observability.statement_hooks import Execute, add_statement_hook
 from observability.tracing import instrument_libraries
 from tests.support import sql_span_pairs as pairs
 
@@ -177,3 +181,29 @@ def test_the_switch_goes_back_to_the_upstream_instrumentation(make_config) -> No
         upstream.uninstrument()  # it wraps every engine of the process
     with pytest.raises(ValueError, match="TRACE_SQL_SPANS"):
         instrument_libraries(make_config(tracing_enabled=True, sql_spans="fast"), engine=upstream_engine)
+
+
+def test_a_failed_statements_span_ends_once_with_the_scrubbed_message(monkeypatch) -> None:
+    """The span outlives the exception until the error listeners have run: redaction's goes first."""
+    secret = "Sup3r-Secret-Pa55word"
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    engine = create_engine("sqlite://", hide_parameters=True)
+    hide_bound_values_in_errors(engine)
+
+    def echoing(_execute: Execute, _executemany: bool) -> Execute:
+        def refuse(_cursor: Any, _statement: str, parameters: Any, _context: Any) -> None:
+            raise sqlite3.DataError(f'invalid input syntax for type integer: "{parameters[0]}"')
+
+        return refuse
+
+    add_statement_hook(engine, echoing)  # as PostgreSQL quotes a value it could not use
+    spans = SqlSpans(engine)
+    monkeypatch.setattr(spans, "_tracer", provider.get_tracer("test"))
+    spans.trace_engine()
+    with pytest.raises(DBAPIError), engine.connect() as conn:
+        conn.execute(text("SELECT CAST(:password AS INTEGER)"), {"password": secret})
+    (_, failed) = exporter.get_finished_spans()
+    assert failed.name == "SELECT" and failed.status.status_code.name == "ERROR"
+    assert failed.status.description == 'invalid input syntax for type integer: "[REDACTED]"'
