@@ -138,13 +138,17 @@ def _export_stalls(result: dict[str, Any], micro: dict[str, Any]) -> str:
 
 def _instructions(result: dict[str, Any], micro: dict[str, Any]) -> str:
     data = micro["instructions"]
-    rows = ["| In-process request | instructions/request | ratio to bare |", "|---|---:|---:|"]
-    rows += [f"| {name} | {c['instructions']:,} | {c['ratio_to_bare']:.2f} |" for name, c in data["cases"].items()]
-    parts = ["### Micro (f): instructions per request", _caption(result, data["method"]), "\n".join(rows)]
-    if "tracing_only_throughput_to_otel" in data:
-        parts.append(f"Counted so, tracing-only would serve {data['tracing_only_throughput_to_otel']:.2f}x the otel "
-                     f"peer's requests; the project's tracing part is {data['tracing_part_to_otel']:.2f}x "
-                     "OpenTelemetry's own (request ids included).")
+    parts = ["### Micro (f): instructions per request", _caption(result, data["method"])]
+    for endpoint, counted in data["endpoints"].items():
+        rows = [f"| In-process request, `{endpoint}` | instructions/request | ratio to bare |", "|---|---:|---:|"]
+        rows += [f"| {name} | {c['instructions']:,} | {c['ratio_to_bare']:.2f} |"
+                 for name, c in counted["cases"].items()]
+        parts.append("\n".join(rows))
+        if "tracing_only_throughput_to_otel" in counted:
+            parts.append(f"Counted so on `{endpoint}`, tracing-only would serve "
+                         f"{counted['tracing_only_throughput_to_otel']:.2f}x the otel peer's requests; the project's "
+                         f"tracing part is {counted['tracing_part_to_otel']:.2f}x OpenTelemetry's own (request ids "
+                         "included).")
     return "\n\n".join(parts)
 
 

@@ -24,7 +24,7 @@ MICRO_BENCHMARKS = {
     "export_stalls": "bench.micro.export_stalls",
     "instructions": "bench.micro.instructions",
 }
-_INHERITED = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "TZ")
+_INHERITED = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "TZ", "BENCH_DATABASE_URL")
 _TIMEOUT = 1800  # micro (f) runs 14 interpreters under callgrind
 
 

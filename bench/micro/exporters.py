@@ -10,9 +10,11 @@ from collections.abc import Callable, Sequence
 from flask import Flask
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans as encode_protobuf
 from opentelemetry.instrumentation.flask import FlaskInstrumentor
+from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 from opentelemetry.sdk.trace.sampling import ALWAYS_ON
+from sqlalchemy import Engine
 
 from bench.apps import bare
 from observability.otlp_json import EncodedSpan, OtlpJsonSpanExporter, encode_spans
@@ -60,11 +62,13 @@ def dropped_json_per_batch() -> DroppedEncoding:
     return DroppedEncoding(encode_spans)
 
 
-def otel_peer(exporter: SpanExporter) -> tuple[Flask, TracerProvider]:
-    """Bare Flask instrumented by `FlaskInstrumentor` on an always-sampling provider with a batch
-    processor ending in `exporter`."""
+def otel_peer(exporter: SpanExporter, engine: Engine | None = None) -> tuple[Flask, TracerProvider]:
+    """Bare Flask instrumented by `FlaskInstrumentor` (and `engine` by `SQLAlchemyInstrumentor`) on an
+    always-sampling provider with a batch processor ending in `exporter`."""
     provider = TracerProvider(sampler=ALWAYS_ON)
     provider.add_span_processor(BatchSpanProcessor(exporter))
-    app = bare.create_app()
+    app = bare.create_app(engine)
     FlaskInstrumentor().instrument_app(app, tracer_provider=provider)
+    if engine is not None:
+        SQLAlchemyInstrumentor().instrument(engine=engine, tracer_provider=provider)
     return app, provider

@@ -110,9 +110,15 @@ def test_output_names_machine_versions_micro_and_targets(smoke_run) -> None:
     assert all(case["spans_per_request"] >= 1 and case["p99_ms"] > 0
                for name, case in stalls.items() if name != "bare Flask")
     assert all(s["counts_preserved"] for s in result["micro"]["metrics_scrape"]["scenarios"])
-    counted = result["micro"]["instructions"]["cases"]
-    # Tracing executes instructions of its own: a count that does not see them counts nothing.
-    assert counted["project tracing-only"]["instructions"] > counted["bare Flask"]["instructions"] > 10_000
+    counted = result["micro"]["instructions"]["endpoints"]
+    assert set(counted) == {"trivial", "db"}
+    for endpoint in counted.values():
+        # Tracing executes instructions of its own: a count that does not see them counts nothing.
+        cases = endpoint["cases"]
+        assert cases["project tracing-only"]["instructions"] > cases["bare Flask"]["instructions"] > 10_000
+    # A database round trip costs instructions of its own (the driver's, SQLAlchemy's).
+    bare = {endpoint: counted[endpoint]["cases"]["bare Flask"]["instructions"] for endpoint in counted}
+    assert bare["db"] > bare["trivial"]
     assert [t["name"] for t in result["targets"]] == [
         "full_100_trivial_ratio", "full_default_trivial_ratio", "full_100_db_ratio", "full_default_db_ratio",
         "logs_only_trivial_ratio", "metrics_only_trivial_ratio",
