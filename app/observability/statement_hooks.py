@@ -30,6 +30,7 @@ _CHAIN = "_observability_statement_hooks"  # on the dialect, which an engine's c
 
 
 def add_statement_hook(engine: Engine, hook: Hook) -> None:
+    """Wraps every statement `engine` and its copies execute in `hook`, outside the hooks added before."""
     dialect = engine.dialect
     chain = getattr(dialect, _CHAIN, None)
     if chain is None:
