@@ -78,7 +78,7 @@ images: ## Build the compose stack's images from package registries, no image re
 dashboards: venv ## Regenerate grafana/dashboards from grafana/build_dashboards.py
 	@$(BIN)/python grafana/build_dashboards.py
 
-bench: venv ## Measure the instrumentation's cost: gunicorn variants under wrk, micro-benchmarks (~45 min; bench/README.md)
+bench: venv ## Measure the instrumentation's cost: gunicorn variants under wrk, micro-benchmarks (~20 min; bench/README.md)
 	@$(BIN)/python -m bench
 
 lint: venv ## ruff

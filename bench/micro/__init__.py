@@ -25,7 +25,7 @@ MICRO_BENCHMARKS = {
     "instructions": "bench.micro.instructions",
 }
 _INHERITED = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "TZ", "BENCH_DATABASE_URL")
-_TIMEOUT = 1800  # micro (f) runs 14 interpreters under callgrind
+_TIMEOUT = 1800  # micro (f) runs 28 interpreters under callgrind
 
 
 def run_all(scale: str, workdir: Path) -> dict[str, Any]:

@@ -3,7 +3,7 @@ that a busy machine cannot move.
 
 Timings on a shared VM varied 2x between runs of one day (bench/README.md); the number of
 instructions a request executes does not depend on who else runs. Each case runs twice under
-callgrind in its own interpreter (`python -m bench.micro.instructions CASE N`), with a different
+callgrind in its own interpreter (`python -m bench.micro.instructions CASE ENDPOINT N`), with a different
 number of requests after the same warm-up; the difference divided by the difference in requests is
 what one request costs, start-up and warm-up cancelled out. Instructions are not time (a cache miss
 costs more than an addition, a system call is not counted at all), so this checks the timed tables
