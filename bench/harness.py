@@ -92,8 +92,8 @@ def run_load(options: LoadOptions, workdir: Path) -> LoadRun:
         redis = stack.enter_context(closing(redis_server.LocalRedis.start_new(workdir)))
         database_url = None
         if "db" in options.endpoints:
-            database_url = options.database_url or _throwaway_database(workdir, stack)
-            run.postgresql = _prepare(database_url)
+            database_url = options.database_url or throwaway_database(workdir, stack)
+            run.postgresql = prepare(database_url)
         receiver = stack.enter_context(closing(OtlpReceiver()))
         pointed_at = servers.Backends(receiver, redis.url, database_url)
         started = {}
@@ -111,7 +111,7 @@ def run_load(options: LoadOptions, workdir: Path) -> LoadRun:
     return run
 
 
-def _throwaway_database(workdir: Path, stack: ExitStack) -> str:
+def throwaway_database(workdir: Path, stack: ExitStack) -> str:
     """A PostgreSQL of the run's own, deleted with ``stack``; its SQLAlchemy URL."""
     _progress("starting PostgreSQL")
     cluster = postgres.throwaway_cluster(workdir)
@@ -119,7 +119,7 @@ def _throwaway_database(workdir: Path, stack: ExitStack) -> str:
     return cluster.dsn
 
 
-def _prepare(database_url: str) -> str:
+def prepare(database_url: str) -> str:
     """Creates the table `db` reads; returns the server's version."""
     engine = build_engine(database_url)
     assert engine is not None

@@ -61,13 +61,12 @@ def watch_engine(engine: Engine, threshold_ms: float, statement_max_chars: int,
 
     def timed(execute: Execute, executemany: bool) -> Execute:
         def timed_execute(cursor: Any, statement: str, parameters: Any, context: Any) -> None:
-            started = time.perf_counter()
+            started, failed = time.perf_counter(), True
             try:
                 execute(cursor, statement, parameters, context)
-            except BaseException:
-                finished(statement, started, _row_count(parameters, executemany), failed=True)
-                raise
-            finished(statement, started, _row_count(parameters, executemany), failed=False)
+                failed = False
+            finally:
+                finished(statement, started, _row_count(parameters, executemany), failed)
 
         return timed_execute
 

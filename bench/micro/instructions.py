@@ -20,7 +20,7 @@ import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -85,22 +85,13 @@ def _compared(counts: dict[str, int]) -> dict[str, Any]:
 @contextmanager
 def _database() -> Iterator[str]:
     """BENCH_DATABASE_URL, else a throwaway PostgreSQL deleted afterwards; the table `db` reads, filled."""
-    from bench.apps.routes import build_engine, prepare_database  # noqa: PLC0415 - not in the counted child
-    from sandbox.engines import postgres  # noqa: PLC0415
+    from bench import harness  # noqa: PLC0415 - not in the counted child
 
-    url = os.environ.get("BENCH_DATABASE_URL")
-    with tempfile.TemporaryDirectory(prefix="bench-instructions-") as workdir:
-        cluster = None if url else postgres.throwaway_cluster(Path(workdir))
-        try:
-            url = url or cluster.dsn  # type: ignore[union-attr]
-            engine = build_engine(url)
-            assert engine is not None
-            prepare_database(engine)
-            engine.dispose()
-            yield url
-        finally:
-            if cluster is not None:
-                cluster.destroy()
+    # The cluster is stopped (the stack) before its directory goes.
+    with tempfile.TemporaryDirectory(prefix="bench-instructions-") as workdir, ExitStack() as stack:
+        url = os.environ.get("BENCH_DATABASE_URL") or harness.throwaway_database(Path(workdir), stack)
+        harness.prepare(url)
+        yield url
 
 
 @dataclass(frozen=True)
