@@ -25,6 +25,7 @@ from sandbox.env import Settings
 
 STOP_TIMEOUT = 20.0  # seconds a process group gets to exit after SIGTERM before SIGKILL
 _PROC = Path("/proc")
+_LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 
 def spawn(argv: list[str], *, env: Mapping[str, str], cwd: Path, log: Path, pidfile: Path) -> subprocess.Popen[bytes]:
@@ -37,6 +38,18 @@ def spawn(argv: list[str], *, env: Mapping[str, str], cwd: Path, log: Path, pidf
         )
     write_pidfile(pidfile, process.pid)
     return process
+
+
+def loopback_without_proxy(environ: Mapping[str, str]) -> dict[str, str]:
+    """``environ`` with the loopback addresses added to NO_PROXY (both spellings, entries kept).
+
+    Every peer of a sandbox process is on loopback, and Python's HTTP clients (requests, urllib)
+    send loopback through HTTP_PROXY unless NO_PROXY names it; Go's clients never do. Without this
+    a proxy in the environment got the app's webhook notifications while Alertmanager's reached the sink.
+    """
+    entries = [entry.strip() for key in ("no_proxy", "NO_PROXY") for entry in environ.get(key, "").split(",")]
+    merged = ",".join(dict.fromkeys(entry for entry in (*entries, *_LOOPBACK_HOSTS) if entry))
+    return {**environ, "no_proxy": merged, "NO_PROXY": merged}
 
 
 def write_pidfile(pidfile: Path, pid: int) -> None:
@@ -211,6 +224,6 @@ class Spawned(PidFileRunner):
 
     def start(self, name: str, s: Settings) -> Started:
         self.prepare(s)
-        env = {**os.environ, "PYTHONUNBUFFERED": "1", **self.env(s)}
+        env = {**loopback_without_proxy(os.environ), "PYTHONUNBUFFERED": "1", **self.env(s)}
         process = spawn(self.argv(s), env=env, cwd=self.cwd(s), log=s.log(name), pidfile=s.pidfile(name))
         return Started(lambda: process.poll() is not None)

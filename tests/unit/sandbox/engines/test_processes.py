@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 import time
 from pathlib import Path
 
 from sandbox.engines import processes
+from sandbox.webhook_sink import WebhookSink
 
 # A parent with a child (in the parent's process group), like gunicorn with its workers.
 _PARENT_AND_CHILD = ("import subprocess, sys, time; "
@@ -46,3 +48,26 @@ def test_a_reused_pid_is_not_taken_for_ours(tmp_path: Path) -> None:
     # Our own pid with another start time: the process that wrote the file is gone.
     (tmp_path / "p.pid").write_text(f"{os.getpid()} 1\n")
     assert processes.read_pidfile(tmp_path / "p.pid") is None
+
+
+def test_loopback_is_added_to_no_proxy_and_the_users_entries_are_kept() -> None:
+    env = processes.loopback_without_proxy(
+        {"HTTP_PROXY": "http://proxy.internal:3128", "NO_PROXY": "corp.example, localhost", "PATH": "/bin"})
+    assert env["NO_PROXY"] == env["no_proxy"] == "corp.example,localhost,127.0.0.1,::1"
+    assert env["HTTP_PROXY"] == "http://proxy.internal:3128"
+    assert env["PATH"] == "/bin"
+
+
+def test_a_spawned_python_client_reaches_loopback_past_a_proxy_from_the_environment() -> None:
+    # The environment names a proxy that refuses every connection; requests must not go there.
+    sink = WebhookSink().start_background()
+    try:
+        code = f"import requests; print(requests.post('{sink.url}/hook', json={{'text': 'hi'}}, timeout=5).status_code)"
+        env = {**processes.loopback_without_proxy({**os.environ, "no_proxy": "", "NO_PROXY": ""}),
+               "HTTP_PROXY": "http://127.0.0.1:9", "http_proxy": "http://127.0.0.1:9"}
+        done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=30,
+                              check=False)
+    finally:
+        sink.shutdown()
+        sink.server_close()
+    assert done.stdout.strip() == "200", done.stderr[-2000:]
