@@ -16,7 +16,6 @@ production timings and the native sandbox's shortcuts.
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import threading
 import time
@@ -34,6 +33,7 @@ from tests.support.e2e_clients import (
     Mailpit,
     Prometheus,
     WebhookSink,
+    notification_trail,
     scraped_after,
     session,
 )
@@ -182,25 +182,6 @@ def _no_alert_left(provider: Provider, prometheus: Prometheus, timing: Timing) -
     wait_for(f"{ALERT} of an earlier run resolved", lambda: not prometheus.alerts(ALERT), timing.resolve)
 
 
-def _notification_trail(session_log: LogFile | None, mailpit: Mailpit, sink: WebhookSink) -> str:
-    """What the app and the worker logged about notifications, and what the receivers hold: for a
-    failure message."""
-    attempts = [f"{a['status']} {a['text'][:60]!r}" for a in sink.attempts()]
-    lines = [f"webhook sink attempts: {attempts}", f"Mailpit subjects: {mailpit.subjects()}"]
-    if session_log is None:
-        return "\n".join([*lines, "(compose: `make logs SERVICE=worker` has the worker's side)"])
-    records = [_in_brief(record) for record in session_log.records()
-               if "notif" in json.dumps(record) or "alert" in record.get("logger", "")]
-    return "\n".join([*lines, *records[-30:]])
-
-
-def _in_brief(record: dict[str, Any]) -> str:
-    """One record in a line short enough that a failure shows the whole trail: when, which process,
-    what, and why (a retry's or a failure's reason)."""
-    why = {key: record[key] for key in ("channel", "reason", "attempt") if key in record}
-    return f"{record.get('timestamp', '')[11:23]} pid {record.get('pid')} {record.get('message', '')[:120]} {why or ''}"
-
-
 def _titled(titles: list[str], *, starts: str, contains: str = "") -> list[str]:
     return [title for title in titles if title.startswith(starts) and contains in title]
 
@@ -277,7 +258,7 @@ def test_an_unhandled_exception_storm_is_notified_once_per_channel(
     storm: Storm, prometheus: Prometheus, sink: WebhookSink, mailpit: Mailpit, session_log: LogFile | None
 ) -> None:
     def trail() -> str:
-        return _notification_trail(session_log, mailpit, sink)
+        return notification_trail(session_log, mailpit, sink)
 
     storm.watch.wait("app notification at the webhook sink", NOTIFICATION_TIMEOUT, trail)
     storm.watch.wait("app notification in Mailpit", NOTIFICATION_TIMEOUT, trail)

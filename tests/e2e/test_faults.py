@@ -35,7 +35,7 @@ import pytest
 
 from tests.e2e.test_alerting import dilute
 from tests.support.e2e_app import create_episode, elasticsearch, forget_notified_errors, new_request_id, set_chaos
-from tests.support.e2e_clients import Jaeger, Mailpit, Prometheus, WebhookSink, session
+from tests.support.e2e_clients import Jaeger, LogFile, Mailpit, Prometheus, WebhookSink, notification_trail, session
 from tests.support.e2e_stack import Provider
 from tests.support.faults import (
     Load,
@@ -155,8 +155,9 @@ def _app_notifications(sink: WebhookSink, mailpit: Mailpit) -> tuple[list[str], 
     return _titled([m.get("body", {}).get("text", "") for m in sink.messages()]), _titled(mailpit.subjects())
 
 
-def _wait_notified(sink: WebhookSink, mailpit: Mailpit, since: float) -> dict[str, float]:
-    """Seconds from ``since`` until the app's notification was at the sink and in Mailpit."""
+def _wait_notified(sink: WebhookSink, mailpit: Mailpit, since: float, session_log: LogFile | None) -> dict[str, float]:
+    """Seconds from ``since`` until the app's notification was at the sink and in Mailpit; on a
+    failure, which arrived and the notifications' trail."""
     seen: dict[str, float] = {}
 
     def both() -> bool:
@@ -166,8 +167,12 @@ def _wait_notified(sink: WebhookSink, mailpit: Mailpit, since: float) -> dict[st
                 seen[channel] = round(time.time() - since, 1)
         return len(seen) == 2
 
-    wait_for("the app's notification at the webhook sink and in Mailpit", both, timeout=DELIVERY_TIMEOUT,
-             interval=0.2)
+    try:
+        wait_for("the app's notification at the webhook sink and in Mailpit", both, timeout=DELIVERY_TIMEOUT,
+                 interval=0.2)
+    except pytest.fail.Exception as failure:
+        pytest.fail(f"{failure.msg}; arrived: {seen or 'neither'}\n{notification_trail(session_log, mailpit, sink)}",
+                    pytrace=False)
     return seen
 
 
@@ -303,7 +308,7 @@ def _latency_by_kind(sent: list[Sent]) -> dict[str, float | None]:
 @pytest.mark.timeout(300)
 def test_redis_down_for_30s_under_load(provider: Provider, app: str, episode: int, sink: WebhookSink,
                                        mailpit: Mailpit, stopped: Callable[[str], float],
-                                       reliability: Reliability) -> None:
+                                       reliability: Reliability, session_log: LogFile | None) -> None:
     began = time.monotonic()
     _no_notifications_yet(provider, sink, mailpit)
     with Load(app, _redis_load(episode)) as baseline_load:
@@ -324,7 +329,7 @@ def test_redis_down_for_30s_under_load(provider: Provider, app: str, episode: in
             _reset_chaos_once_redis_answers(provider)
     sent = load.sent()
     during = between(sent, down_at, restart_at)
-    delivered = _wait_notified(sink, mailpit, back_at)
+    delivered = _wait_notified(sink, mailpit, back_at, session_log)
     time.sleep(SETTLE_SECONDS)
     posts, mails = _app_notifications(sink, mailpit)
     injected = metric_total(provider.app_metrics(), "app_errors_total", error_type="ChaosError") - errors_before
@@ -412,7 +417,8 @@ def test_jaeger_down_leaves_latency_alone_and_traces_resume(provider: Provider, 
 @pytest.mark.timeout(240)
 def test_failing_webhook_and_smtp_down_deliver_once_after_retries(provider: Provider, app: str, sink: WebhookSink,
                                                                   mailpit: Mailpit, stopped: Callable[[str], float],
-                                                                  reliability: Reliability) -> None:
+                                                                  reliability: Reliability,
+                                                                  session_log: LogFile | None) -> None:
     began = time.monotonic()
     _no_notifications_yet(provider, sink, mailpit)
     sink.script([{"status": 500, "match": APP_TITLE},
@@ -428,7 +434,7 @@ def test_failing_webhook_and_smtp_down_deliver_once_after_retries(provider: Prov
         set_chaos(provider)
     time.sleep(max(0.0, SMTP_DOWN_SECONDS - (time.time() - first_error_at)))
     back_at = _start(provider, "mailpit")
-    delivered = _wait_notified(sink, mailpit, back_at)
+    delivered = _wait_notified(sink, mailpit, back_at, session_log)
     time.sleep(SETTLE_SECONDS)
     posts, mails = _app_notifications(sink, mailpit)
     attempts = sink.attempts(APP_TITLE)

@@ -267,3 +267,22 @@ def scraped_after(prometheus: Prometheus, moment: float, jobs: tuple[str, ...] =
     oldest = prometheus.value(f'min(timestamp(up{{job=~"{selector}"}}))')
     targets = prometheus.value(f'count(up{{job=~"{selector}"}})')
     return oldest is not None and oldest > moment and targets is not None and targets >= len(jobs)
+
+
+def notification_trail(session_log: LogFile | None, mailpit: Mailpit, sink: WebhookSink) -> str:
+    """What the app and the worker logged about notifications, and what the receivers hold: for a
+    failure message."""
+    attempts = [f"{a['status']} {a['text'][:60]!r}" for a in sink.attempts()]
+    lines = [f"webhook sink attempts: {attempts}", f"Mailpit subjects: {mailpit.subjects()}"]
+    if session_log is None:
+        return "\n".join([*lines, "(compose: `make logs SERVICE=worker` has the worker's side)"])
+    records = [in_brief(record) for record in session_log.records()
+               if "notif" in json.dumps(record) or "alert" in record.get("logger", "")]
+    return "\n".join([*lines, *records[-30:]])
+
+
+def in_brief(record: dict[str, Any]) -> str:
+    """One record in a line short enough that a failure shows the whole trail: when, which process,
+    what, and why (a retry's or a failure's reason)."""
+    why = {key: record[key] for key in ("channel", "reason", "attempt") if key in record}
+    return f"{record.get('timestamp', '')[11:23]} pid {record.get('pid')} {record.get('message', '')[:120]} {why or ''}"
