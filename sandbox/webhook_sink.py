@@ -5,7 +5,9 @@ nothing is scripted). GET /messages lists what was received, with every attempt 
 text); DELETE /messages forgets it all. POST /_script with `[{"status": 500}, {"status": 429,
 "retry_after": 1}]` scripts the next answers, for fault tests; an answer with `"match": "..."` is
 kept for the next post whose body contains that text, so the app's notifications can be failed
-while Alertmanager's, posted to the same sink, go through. Run: `python -m sandbox.webhook_sink
+while Alertmanager's, posted to the same sink, go through; `"trickle_s": N` sends that answer's
+body one byte a second for N seconds (each read gets a byte within any client timeout, the whole
+answer takes N seconds), and the post is not kept as a message. Run: `python -m sandbox.webhook_sink
 --port 9099` (binds 127.0.0.1; the control endpoints have no authentication: loopback only).
 """
 
@@ -101,10 +103,25 @@ class _Handler(BaseHTTPRequestHandler):
             text = body.get("text", "") if isinstance(body, dict) else ""
             state.attempt_log.append({"at": time.time(), "path": self.path, "status": scripted["status"],
                                       "text": str(text)[:_TEXT_KEPT]})
-            if scripted["status"] < 300:
+            if scripted["status"] < 300 and "trickle_s" not in scripted:
                 state.messages.append({"path": self.path, "body": body})
+        if "trickle_s" in scripted:
+            self._trickle(scripted["status"], int(scripted["trickle_s"]))
+            return
         headers = {"Retry-After": str(scripted["retry_after"])} if "retry_after" in scripted else None
         self._answer(scripted["status"], headers=headers)
+
+    def _trickle(self, status: int, seconds: int) -> None:
+        self.send_response(status)
+        self.send_header("Content-Length", str(max(1, seconds)))
+        self.end_headers()
+        for _ in range(max(1, seconds)):
+            time.sleep(1)
+            try:
+                self.wfile.write(b" ")
+                self.wfile.flush()
+            except OSError:  # the client gave up
+                return
 
 
 class WebhookSink(ThreadingHTTPServer):

@@ -149,7 +149,9 @@ class ObservabilityConfig:
     smtp_username: str = setting("SMTP_USERNAME", "", "SMTP user; empty for no authentication.")
     smtp_password: str = setting("SMTP_PASSWORD", "", "SMTP password (secret).", secret=True)
     smtp_starttls: bool = setting("SMTP_STARTTLS", False, "Upgrade the SMTP connection with STARTTLS.")
-    notify_timeout_seconds: float = setting("NOTIFY_TIMEOUT_SECONDS", 5.0, "Timeout of one webhook or SMTP attempt.")
+    notify_timeout_seconds: float = setting("NOTIFY_TIMEOUT_SECONDS", 5.0,
+                                            "Timeout of each network step of a webhook or SMTP attempt; a whole "
+                                            "attempt is cut off (and retried) after three times this.")
     notify_max_retries: int = setting("NOTIFY_MAX_RETRIES", 6, "Retries of a transient notification failure.")
     notify_backoff_max_seconds: int = setting("NOTIFY_BACKOFF_MAX_SECONDS", 300,
                                               "Longest wait between retries (well below visibility timeout).")

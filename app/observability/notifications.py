@@ -14,7 +14,10 @@ channel still sends it once. No request waits on Redis or the broker for an aler
 
 Transient failures (`observability.alert_transports`) are retried with exponential backoff and
 jitter, honouring `Retry-After`; anything else fails at once and frees that channel's claim so a
-later occurrence can try again. The outbox is `observability.alert_outbox`.
+later occurrence can try again. An attempt that runs past its time limit (a receiver that trickles
+its answer, which no socket timeout ends) is cut off, logged with where it hung, and retried; one
+that ignores even that loses its worker process, and the broker hands the task out again.
+The outbox is `observability.alert_outbox`.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from dataclasses import asdict
 from typing import Any
 
 from celery import Celery, Task
+from celery.exceptions import SoftTimeLimitExceeded
 
 from observability import context
 from observability.alert_outbox import AlertOutbox, AlertSpool
@@ -45,6 +49,10 @@ from observability.metrics import ALERT_NOTIFICATIONS
 
 _logger = logging.getLogger("observability.notifications")
 _BACKOFF_BASE_SECONDS = 2.0
+# An attempt's time limit, in NOTIFY_TIMEOUT_SECONDS: a webhook connects and reads, SMTP talks a
+# few rounds, each within the timeout; the hard limit (the process is killed) comes a little later.
+_ATTEMPT_LIMIT_IN_TIMEOUTS = 3
+_HARD_LIMIT_GRACE_SECONDS = 5.0
 # A delivery mark outlives the broker's visibility timeout (1 h), after which Redis hands an
 # unacknowledged task out again: that late copy must still find the mark.
 _DELIVERED_MARK_SECONDS = 2 * 3600
@@ -193,17 +201,25 @@ def register_tasks(celery_app: Celery, config: ObservabilityConfig, redis: Guard
             for channel, send in senders.items()}
 
 
+def attempt_time_limit(config: ObservabilityConfig) -> float:
+    """Seconds one delivery attempt may take before it is cut off and retried."""
+    return _ATTEMPT_LIMIT_IN_TIMEOUTS * config.notify_timeout_seconds
+
+
 def _register(celery_app: Celery, config: ObservabilityConfig, redis: GuardedRedis, prefix: str, *,
               channel: str, send: Callable[[Alert], None]) -> Task:
+    limit = attempt_time_limit(config)
+
     @celery_app.task(name=f"observability.notify_{channel}", bind=True, acks_late=True, shared=False,
-                     max_retries=config.notify_max_retries)
+                     max_retries=config.notify_max_retries, soft_time_limit=limit,
+                     time_limit=limit + _HARD_LIMIT_GRACE_SECONDS)
     def deliver(self: Task, alert: dict[str, Any]) -> str:
         notice = Alert.from_task(alert)
         delivered = delivered_key(prefix, notice, channel)
         if redis.run("alert delivery check", lambda r: r.exists(delivered)):
             return "already-sent"
         try:
-            send(notice)
+            _attempt(send, notice, channel, limit)
         except TransientNotificationError as error:
             if self.request.retries >= self.max_retries:
                 _give_up(redis, prefix, channel, notice, error)
@@ -222,6 +238,18 @@ def _register(celery_app: Celery, config: ObservabilityConfig, redis: GuardedRed
         return "sent"
 
     return deliver
+
+
+def _attempt(send: Callable[[Alert], None], alert: Alert, channel: str, limit: float) -> None:
+    """One `send`; an attempt cut off by the task's soft time limit becomes a transient failure,
+    logged with the stack it hung in."""
+    try:
+        send(alert)
+    except SoftTimeLimitExceeded:
+        _logger.warning("notification attempt cut off at its time limit", exc_info=True, extra={
+            "event": "notification_hung", "channel": channel, "fingerprint": alert.fingerprint, "limit_s": limit,
+        })
+        raise TransientNotificationError(f"no answer within {limit:g}s") from None
 
 
 def _give_up(redis: GuardedRedis, prefix: str, channel: str, alert: Alert, error: Exception) -> None:

@@ -62,6 +62,7 @@ def service_env(postgres_dsn: str, redis_url: str, otlp_sink: OtlpSink, webhook_
         "SMTP_HOST": "127.0.0.1",
         "SMTP_PORT": str(smtp_sink.port),
         "NOTIFY_BACKOFF_MAX_SECONDS": "2",
+        "NOTIFY_TIMEOUT_SECONDS": "2",  # an attempt's time limit: 6 s
         "OTEL_EXPORTER_OTLP_ENDPOINT": otlp_sink.url,
         "OTEL_TRACES_SAMPLER": "always_on",
         "OTEL_BSP_SCHEDULE_DELAY": "100",

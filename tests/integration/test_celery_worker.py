@@ -97,6 +97,25 @@ def test_transient_webhook_failures_are_retried_and_delivered_once(client, worke
     assert sum(1 for r in retries if r.get("event") == "notification_retry" and r.get("channel") == "webhook") >= 2
 
 
+def test_an_attempt_that_hangs_is_cut_off_logged_where_it_hung_and_retried(client, worker, webhook_sink,
+                                                                          smtp_sink) -> None:
+    # An answer trickled over a minute: no read waits longer than the timeout, so only the task's
+    # time limit (3 x NOTIFY_TIMEOUT_SECONDS = 6 s here) ends the attempt.
+    requests.post(f"{webhook_sink.url}/_script", json=[{"status": 200, "trickle_s": 60, "match": "[CRITICAL]"}],
+                  timeout=5)
+    began = time.monotonic()
+    _storm(client, 1)
+    wait_until(lambda: _webhook_messages(webhook_sink), timeout=40, what="webhook delivery after the hung attempt")
+    assert time.monotonic() - began < 40  # the retry went out long before the trickle's end
+    (hung,) = [r for r in worker.records() if r.get("event") == "notification_hung"]
+    assert (hung["channel"], hung["limit_s"]) == ("webhook", 6)
+    assert "SoftTimeLimitExceeded" in hung["error"]["stack_trace"]
+    assert "post_webhook" in hung["error"]["stack_trace"]  # where it hung
+    listed = requests.get(f"{webhook_sink.url}/messages", timeout=5).json()
+    assert [a["status"] for a in listed["attempt_log"]] == [200, 200]
+    assert len(listed["messages"]) == 1
+
+
 def test_a_permanent_failure_frees_the_fingerprint_for_the_next_occurrence(client, worker, webhook_sink,
                                                                           smtp_sink) -> None:
     smtp_sink.recorder.reject_with = "550 5.1.1 mailbox unavailable"

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import time
+
 import requests
 
 from sandbox.webhook_sink import WebhookSink
@@ -40,6 +42,24 @@ def test_a_matching_script_fails_only_the_posts_it_names_and_every_attempt_is_lo
         assert [(a["status"], a["text"][:10]) for a in log] == [
             (200, "[FIRING:1]"), (500, "[CRITICAL]"), (429, "[CRITICAL]"), (200, "[CRITICAL]")]
         assert all(a["path"] == "/hook" for a in log) and log[0]["at"] <= log[-1]["at"]
+    finally:
+        sink.shutdown()
+        sink.server_close()
+
+
+def test_a_trickled_answer_outlasts_the_clients_read_timeout_and_is_not_kept() -> None:
+    sink = WebhookSink().start_background()
+    try:
+        requests.post(f"{sink.url}/_script", json=[{"status": 200, "trickle_s": 3}], timeout=5)
+        began = time.monotonic()
+        # Every read gets a byte within 2 s, so only the whole answer's length bounds the call.
+        response = requests.post(f"{sink.url}/hook", json={"text": "slow"}, timeout=2)
+        assert response.status_code == 200
+        assert response.content == b"   "
+        assert time.monotonic() - began >= 3
+        listed = requests.get(f"{sink.url}/messages", timeout=5).json()
+        assert listed["messages"] == []
+        assert [(a["status"], a["text"]) for a in listed["attempt_log"]] == [(200, "slow")]
     finally:
         sink.shutdown()
         sink.server_close()
