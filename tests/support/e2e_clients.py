@@ -283,6 +283,8 @@ def notification_trail(session_log: LogFile | None, mailpit: Mailpit, sink: Webh
 
 def in_brief(record: dict[str, Any]) -> str:
     """One record in a line short enough that a failure shows the whole trail: when, which process,
-    what, and why (a retry's or a failure's reason)."""
-    why = {key: record[key] for key in ("channel", "reason", "attempt") if key in record}
-    return f"{record.get('timestamp', '')[11:23]} pid {record.get('pid')} {record.get('message', '')[:120]} {why or ''}"
+    what, and why (a retry's or a failure's reason, the innermost frame of a hung attempt)."""
+    why = {key: record[key] for key in ("channel", "reason", "attempt", "limit_s") if key in record}
+    stack = [line.strip() for line in (record.get("error") or {}).get("stack_trace", "").splitlines() if line.strip()]
+    when, message = record.get("timestamp", "")[11:23], record.get("message", "")[:120]
+    return f"{when} pid {record.get('pid')} {message} {why or ''} {' | '.join(stack[-3:])}"
