@@ -103,8 +103,9 @@ with socket.socket() as s:
     port = s.getsockname()[1]
 provider = start_provider(ObservabilityConfig(), Exporter(endpoint=f"http://127.0.0.1:{port}/v1/traces", timeout=1))
 tracer = provider.get_tracer("test")
-deadline = time.monotonic() + float(sys.argv[1])
-while time.monotonic() < deadline:
+# Until that many batches have failed (not for a fixed time: a loaded machine exports fewer).
+deadline = time.monotonic() + 30
+while len(exports) < int(sys.argv[1]) and time.monotonic() < deadline:
     with tracer.start_as_current_span("work"):
         time.sleep(0.01)
 print(json.dumps({"exports": len(exports), "records": records}))
@@ -120,9 +121,9 @@ def test_an_unreachable_collector_is_logged_once_per_interval_not_per_batch() ->
     app = Path(__file__).resolve().parents[3] / "app"
     env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(app), "OTEL_BSP_SCHEDULE_DELAY": "100"}
     done = subprocess.run([sys.executable, "-c", _UNREACHABLE_COLLECTOR, "4"], env=env, capture_output=True,
-                          text=True, timeout=60, check=True)
+                          text=True, timeout=90, check=True)
     measured = json.loads(done.stdout)
-    assert measured["exports"] >= 3, measured  # several batches failed ...
+    assert measured["exports"] >= 4, measured  # several batches failed ...
     records = measured["records"]
     assert records and all(count == 1 for count in records.values()), measured  # ... each message said once
 
