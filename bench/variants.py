@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 BARE = "bare"
 SEED = "seed"
 OTEL = "otel"  # a peer beside the project's variants: OpenTelemetry's own instrumentation alone
+SDK_FLOOR = "sdk-floor"  # the least any OpenTelemetry SDK span costs: a bound, not a peer
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,8 @@ VARIANTS: dict[str, Variant] = {v.name: v for v in (
     Variant(BARE, "same routes, no instrumentation"),
     Variant(SEED, "the seed design's snippets as written (JsonFormatter, prometheus_client, OTel SDK 100 %)"),
     Variant(OTEL, "OpenTelemetry's own Flask and SQLAlchemy instrumentation, SDK, OTLP exporter, 100 % (reference)"),
+    Variant(SDK_FLOOR, "one SDK server span per request and nothing else: BatchSpanProcessor, spans discarded "
+                       "(the SDK's floor)"),
     Variant("full-100", "this project, everything on, 100 % of traces sampled",
             _project(access_log=True, metrics=True, tracing=True)),
     Variant("full-default", "this project, everything on, production sampling (parentbased_traceidratio 0.1)",

@@ -10,14 +10,13 @@ SQLAlchemy listeners and a tracer provider.
 from __future__ import annotations
 
 import os
-
-from flask import Flask
+from typing import Any
 
 from bench.apps.routes import build_engine
-from bench.variants import BARE, OTEL, SEED, VARIANTS
+from bench.variants import BARE, OTEL, SDK_FLOOR, SEED, VARIANTS
 
 
-def _load() -> Flask:
+def _load() -> Any:
     variant = VARIANTS[os.environ["BENCH_VARIANT"]]
     if variant.name == SEED:
         from bench.apps.seed import app as seed_app  # noqa: PLC0415
@@ -32,6 +31,10 @@ def _load() -> Flask:
         from bench.apps import otel  # noqa: PLC0415
 
         return otel.create_app(engine)
+    if variant.name == SDK_FLOOR:
+        from bench.apps import sdk_floor  # noqa: PLC0415
+
+        return sdk_floor.create_app(engine)
     from bench.apps import project  # noqa: PLC0415
     from observability.config import ObservabilityConfig  # noqa: PLC0415
 
