@@ -211,7 +211,7 @@ def _register(celery_app: Celery, config: ObservabilityConfig, redis: GuardedRed
     limit = attempt_time_limit(config)
 
     @celery_app.task(name=f"observability.notify_{channel}", bind=True, acks_late=True, shared=False,
-                     max_retries=config.notify_max_retries, soft_time_limit=limit,
+                     reject_on_worker_lost=True, max_retries=config.notify_max_retries, soft_time_limit=limit,
                      time_limit=limit + _HARD_LIMIT_GRACE_SECONDS)
     def deliver(self: Task, alert: dict[str, Any]) -> str:
         notice = Alert.from_task(alert)

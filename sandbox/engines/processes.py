@@ -44,8 +44,9 @@ def loopback_without_proxy(environ: Mapping[str, str]) -> dict[str, str]:
     """``environ`` with the loopback addresses added to NO_PROXY (both spellings, entries kept).
 
     Every peer of a sandbox process is on loopback, and Python's HTTP clients (requests, urllib)
-    send loopback through HTTP_PROXY unless NO_PROXY names it; Go's clients never do. Without this
-    a proxy in the environment got the app's webhook notifications while Alertmanager's reached the sink.
+    send loopback through HTTP_PROXY unless NO_PROXY names it; Go's clients never do. Without this,
+    a proxy in the environment received the app's webhook notifications while Alertmanager's reached
+    the sink.
     """
     entries = [entry.strip() for key in ("no_proxy", "NO_PROXY") for entry in environ.get(key, "").split(",")]
     merged = ",".join(dict.fromkeys(entry for entry in (*entries, *_LOOPBACK_HOSTS) if entry))

@@ -209,3 +209,13 @@ def test_a_permanent_failure_releases_only_that_channels_claim() -> None:
     result = tasks[EMAIL].apply(kwargs={"alert": asdict(ALERT)})  # SMTP down, no retry left: gives up
     assert isinstance(result.result, PermanentNotificationError)
     assert set(redis.store.data) == {claim_key(prefix, ALERT.fingerprint, WEBHOOK)}
+
+
+def test_every_channels_attempt_has_a_time_limit_and_survives_a_lost_worker() -> None:
+    config = ObservabilityConfig(notify_timeout_seconds=4)
+    tasks = register_tasks(Celery("unit-limits"), config, MemoryRedis(), "svc:alert")  # type: ignore[arg-type]
+    for task in tasks.values():
+        # Soft: cut off and retried (the integration test with a trickling receiver); hard: the process
+        # is killed, and the task, acknowledged late, goes back to the broker.
+        assert (task.soft_time_limit, task.time_limit) == (12, 17)
+        assert task.acks_late and task.reject_on_worker_lost
