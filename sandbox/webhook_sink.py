@@ -112,10 +112,11 @@ class _Handler(BaseHTTPRequestHandler):
         self._answer(scripted["status"], headers=headers)
 
     def _trickle(self, status: int, seconds: int) -> None:
+        length = max(1, seconds)  # one byte a second
         self.send_response(status)
-        self.send_header("Content-Length", str(max(1, seconds)))
+        self.send_header("Content-Length", str(length))
         self.end_headers()
-        for _ in range(max(1, seconds)):
+        for _ in range(length):
             time.sleep(1)
             try:
                 self.wfile.write(b" ")

@@ -36,25 +36,18 @@ class Discard(SpanExporter):
 
 
 class FloorApp:
-    """The WSGI app, with its provider and exporter at hand."""
+    """The WSGI app, with its provider and exporter at hand (for the tests)."""
 
-    def __init__(self, wsgi: Callable[..., Iterable[bytes]], provider: TracerProvider, exporter: Discard) -> None:
-        self.wsgi, self.provider, self.exporter = wsgi, provider, exporter
+    def __init__(self, engine: Engine | None = None) -> None:
+        # Built by gunicorn in its worker, after fork (no preload): the batch thread is the worker's.
+        self.provider, self.exporter = TracerProvider(), Discard()
+        self.provider.add_span_processor(BatchSpanProcessor(self.exporter))
+        self._tracer = self.provider.get_tracer("bench.sdk_floor")
+        self._app = bare.create_app(engine)
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-        return self.wsgi(environ, start_response)
-
-
-def create_app(engine: Engine | None = None) -> FloorApp:
-    # Imported by gunicorn in its worker, after fork (no preload): the batch thread is the worker's.
-    provider, exporter = TracerProvider(), Discard()
-    provider.add_span_processor(BatchSpanProcessor(exporter))
-    tracer = provider.get_tracer("bench.sdk_floor")
-    app = bare.create_app(engine)
-
-    def traced(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         method, path = environ["REQUEST_METHOD"], environ["PATH_INFO"]
-        span = tracer.start_span(f"{method} {path}", kind=SpanKind.SERVER, attributes={
+        span = self._tracer.start_span(f"{method} {path}", kind=SpanKind.SERVER, attributes={
             "http.request.method": method, "url.path": path, "http.route": path,
             "url.scheme": environ["wsgi.url_scheme"], "server.address": environ["SERVER_NAME"],
             "server.port": int(environ["SERVER_PORT"]), "network.protocol.version": environ["SERVER_PROTOCOL"][5:],
@@ -63,11 +56,13 @@ def create_app(engine: Engine | None = None) -> FloorApp:
         })
         token = context.attach(trace.set_span_in_context(span))
         try:
-            body = app.wsgi_app(environ, start_response)
-            span.set_attribute("http.response.status_code", 200)
+            body = self._app.wsgi_app(environ, start_response)
+            span.set_attribute("http.response.status_code", 200)  # both bench routes answer 200
             return body
         finally:
             context.detach(token)
             span.end()
 
-    return FloorApp(traced, provider, exporter)
+
+def create_app(engine: Engine | None = None) -> FloorApp:
+    return FloorApp(engine)

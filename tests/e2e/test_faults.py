@@ -167,12 +167,9 @@ def _wait_notified(sink: WebhookSink, mailpit: Mailpit, since: float, session_lo
                 seen[channel] = round(time.time() - since, 1)
         return len(seen) == 2
 
-    try:
-        wait_for("the app's notification at the webhook sink and in Mailpit", both, timeout=DELIVERY_TIMEOUT,
-                 interval=0.2)
-    except pytest.fail.Exception as failure:
-        pytest.fail(f"{failure.msg}; arrived: {seen or 'neither'}\n{notification_trail(session_log, mailpit, sink)}",
-                    pytrace=False)
+    wait_for("the app's notification at the webhook sink and in Mailpit", both, timeout=DELIVERY_TIMEOUT,
+             interval=0.2, diagnose=lambda: f"arrived: {seen or 'neither'}\n"
+                                            f"{notification_trail(session_log, mailpit, sink)}")
     return seen
 
 

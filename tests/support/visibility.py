@@ -62,9 +62,10 @@ class Visibility:
         path.write_text(json.dumps(self.as_json(), indent=2) + "\n")
 
 
-def wait_for(what: str, probe: Callable[[], _T], timeout: float, interval: float = POLL_SECONDS) -> _T:
+def wait_for(what: str, probe: Callable[[], _T], timeout: float, interval: float = POLL_SECONDS,
+             diagnose: Callable[[], str] | None = None) -> _T:
     """Call ``probe`` until it returns something truthy and return that; fail with ``what`` and the
-    last result or error after ``timeout`` seconds."""
+    last result or error after ``timeout`` seconds (and what ``diagnose`` returns, if given)."""
     deadline = time.monotonic() + timeout
     last: Any = None
     while True:
@@ -75,7 +76,8 @@ def wait_for(what: str, probe: Callable[[], _T], timeout: float, interval: float
         except RETRYABLE as exc:
             last = exc
         if time.monotonic() > deadline:
-            pytest.fail(f"{what}: not within {timeout:.0f}s (last: {last!r:.1500})", pytrace=False)
+            details = f"\n{diagnose()}" if diagnose is not None else ""
+            pytest.fail(f"{what}: not within {timeout:.0f}s (last: {last!r:.1500}){details}", pytrace=False)
         time.sleep(interval)
 
 
