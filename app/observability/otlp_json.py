@@ -21,7 +21,7 @@ from typing import Any
 import orjson
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExportResult
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import SpanContext
@@ -93,7 +93,7 @@ def _span(span: ReadableSpan) -> dict[str, Any]:
         "kind": span.kind.value + 1,  # the SDK counts from INTERNAL = 0, OTLP from UNSPECIFIED = 0
         "startTimeUnixNano": str(span.start_time),
         "endTimeUnixNano": str(span.end_time),
-        "attributes": _attributes(span.attributes),
+        "attributes": _attributes(attribute_dict(span)),
         "flags": _flags(parent),
         "status": {"code": span.status.status_code.value, "message": span.status.description or ""},
     }
@@ -103,7 +103,7 @@ def _span(span: ReadableSpan) -> dict[str, Any]:
         encoded["traceState"] = context.trace_state.to_header()
     if span.events:
         encoded["events"] = [{"timeUnixNano": str(event.timestamp), "name": event.name,
-                              "attributes": _attributes(event.attributes),
+                              "attributes": _attributes(attribute_dict(event)),
                               "droppedAttributesCount": event.dropped_attributes} for event in span.events]
     if span.links:
         encoded["links"] = [{"traceId": format(link.context.trace_id, "032x"),
@@ -116,6 +116,18 @@ def _span(span: ReadableSpan) -> dict[str, Any]:
         if count:
             encoded[key] = count
     return encoded
+
+
+def attribute_dict(item: ReadableSpan | Event) -> Mapping[str, Any] | None:
+    """A finished span's or event's attributes, read from the SDK's own dict where it has one.
+
+    `attributes` hands out the SDK's `BoundedAttributes`, whose items are iterated through its
+    Python `__iter__` and a `__getitem__` call per key; every exported span's attributes are iterated
+    twice (redaction, encoding), and its plain dict, immutable once the span has ended, saves both
+    (tests/unit/observability/test_otlp_json.py checks that the SDK still keeps one).
+    """
+    plain = getattr(getattr(item, "_attributes", None), "_dict", None)
+    return plain if type(plain) is dict else item.attributes
 
 
 def _flags(parent: SpanContext | None) -> int:

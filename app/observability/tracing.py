@@ -40,7 +40,7 @@ from opentelemetry.util.types import Attributes
 
 from observability.config import ObservabilityConfig
 from observability.degraded import throttle_logger
-from observability.otlp_json import EncodingSpanProcessor, OtlpJsonSpanExporter
+from observability.otlp_json import EncodingSpanProcessor, OtlpJsonSpanExporter, attribute_dict
 from observability.redaction import Redactor
 from observability.sql_spans import SqlSpans
 
@@ -265,7 +265,7 @@ class _RedactedSpan(ReadableSpan):
 def redact_span(span: ReadableSpan, redactor: Redactor) -> ReadableSpan:
     """The span itself when it holds no secret (most do not), else a redacted copy."""
     name = redactor.name(span.name)
-    attributes = redactor.attributes(span.attributes)
+    attributes = redactor.attributes(attribute_dict(span))
     original_events = span.events
     events = [_redact_event(event, redactor) for event in original_events] if original_events else []
     status = span.status
@@ -281,7 +281,7 @@ def redact_span(span: ReadableSpan, redactor: Redactor) -> ReadableSpan:
 
 def _redact_event(event: Event, redactor: Redactor) -> Event:
     name = redactor.name(event.name)
-    attributes = redactor.attributes(event.attributes)
+    attributes = redactor.attributes(attribute_dict(event))
     if name == event.name and attributes is None:
         return event
     return Event(name, attributes if attributes is not None else event.attributes, event.timestamp)

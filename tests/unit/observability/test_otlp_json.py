@@ -24,7 +24,7 @@ from opentelemetry.trace import (
 from opentelemetry.trace.span import TraceState
 
 from observability.config import ObservabilityConfig
-from observability.otlp_json import EncodedSpan, OtlpJsonSpanExporter, encode_spans
+from observability.otlp_json import EncodedSpan, OtlpJsonSpanExporter, attribute_dict, encode_spans
 from observability.tracing import build_exporter, instrument_libraries
 from sandbox.otlp_receiver import OtlpReceiver
 from tests.support.otlp_sink import parse_export
@@ -123,6 +123,20 @@ def test_the_protocol_setting_chooses_the_encoding_and_refuses_others_before_any
 def test_spans_encoded_as_they_ended_make_the_same_request() -> None:
     spans = _spans()
     assert encode_spans([EncodedSpan(span) for span in spans]) == encode_spans(spans)
+
+
+def test_attributes_are_read_from_the_sdks_own_dict_of_spans_and_events() -> None:
+    # The SDK renaming its internals would silently cost each span two slow iterations: fail here instead.
+    for span in _spans():
+        for item in (span, *span.events):
+            attributes = attribute_dict(item)
+            assert type(attributes) is dict
+            assert attributes == dict(item.attributes or {})
+    server = next(span for span in _spans() if span.kind is SpanKind.SERVER)
+    assert attribute_dict(server) is server._attributes._dict
+    # A span that holds a plain mapping (the redacted copies) is read through `attributes`.
+    copy = ReadableSpan(name="copy", attributes={"k": "v"})
+    assert dict(attribute_dict(copy) or {}) == {"k": "v"}
 
 
 class KeptBodies(OtlpJsonSpanExporter):
