@@ -57,8 +57,9 @@ class ServerSpans:
         parent = propagate.extract(environ, getter=wsgi_getter)
         span = self._tracer.start_span(name, parent, SpanKind.SERVER, attributes)
         if span.is_recording():
-            span.set_attributes(_request_attributes(environ, raw_method, method))
-            span.set_attribute("request.id", ctx.request_id)
+            attributes = _request_attributes(environ, raw_method, method)
+            attributes["request.id"] = ctx.request_id
+            span.set_attributes(attributes)  # one call: each takes the span's lock and checks it is not ended
         span_context = trace.set_span_in_context(span, parent)
         if self._commenter_framework is not None:
             span_context = context.set_value(_SQLCOMMENTER_KEY, self._commenter_tags(req, route), span_context)
