@@ -65,6 +65,9 @@ VARIANTS: dict[str, Variant] = {v.name: v for v in (
     Variant("full-default", "this project, everything on, production sampling (parentbased_traceidratio 0.1)",
             _project(access_log=True, metrics=True, tracing=True, sampler="parentbased_traceidratio",
                      ratio="0.1")),
+    # What full-default pays before any of its sampled spans: the bound of its ratio to otel.
+    Variant("full-unsampled", "this project, everything on, no trace sampled (parentbased_always_off)",
+            _project(access_log=True, metrics=True, tracing=True, sampler="parentbased_always_off")),
     Variant("logs-only", "this project, access log only (metrics and tracing off)",
             _project(access_log=True, metrics=False, tracing=False)),
     Variant("metrics-only", "this project, HTTP metrics only (access log and tracing off)",
