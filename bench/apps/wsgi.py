@@ -10,13 +10,16 @@ SQLAlchemy listeners and a tracer provider.
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import TYPE_CHECKING
 
 from bench.apps.routes import build_engine
 from bench.variants import BARE, OTEL, SDK_FLOOR, SEED, VARIANTS
 
+if TYPE_CHECKING:
+    from wsgiref.types import WSGIApplication
 
-def _load() -> Any:
+
+def _load() -> WSGIApplication:
     variant = VARIANTS[os.environ["BENCH_VARIANT"]]
     if variant.name == SEED:
         from bench.apps.seed import app as seed_app  # noqa: PLC0415
