@@ -14,6 +14,7 @@ import contextlib
 import fcntl
 import os
 import shutil
+import threading
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -72,10 +73,18 @@ def _move_into_archive(dead_file: str, archive_file: str) -> None:
     os.unlink(moving)
 
 
+# Held by a thread of this process while it holds the merge lock, and by fork(): a child forked
+# while a scrape held the shared lock would inherit the lock with the descriptor and keep it for
+# its whole life, and the master's next `mark_dead` would wait for that worker to exit.
+_NOT_DURING_FORK = threading.Lock()
+os.register_at_fork(before=_NOT_DURING_FORK.acquire, after_in_parent=_NOT_DURING_FORK.release,
+                    after_in_child=_NOT_DURING_FORK.release)
+
+
 @contextlib.contextmanager
 def _merge_lock(path: str, *, exclusive: bool) -> Iterator[None]:
     # flock, not a threading lock: Celery's pool children archive their own files at exit.
-    with open(os.path.join(path, _LOCK_FILE), "a") as lock:
+    with _NOT_DURING_FORK, open(os.path.join(path, _LOCK_FILE), "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
         yield
 

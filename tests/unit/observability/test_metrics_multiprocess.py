@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
+from prometheus_client import multiprocess
 
 from observability.metrics_multiprocess import build_registry, mark_dead
 
@@ -99,3 +102,34 @@ def test_scrapes_during_the_merge_never_see_a_total_go_down_or_count_twice(tmp_p
     assert errors == []
     assert seen and set(seen) == {expected}
     assert _scrape(tmp_path)[key] == expected
+
+
+def test_a_worker_forked_during_a_scrape_does_not_keep_the_merge_lock(tmp_path, monkeypatch) -> None:
+    # A descriptor holding the scrape's shared lock, inherited by a worker, would keep the lock for
+    # the worker's life: the master's next mark_dead (exclusive) then hung until that worker exited.
+    registry = build_registry(str(tmp_path))
+    inside, leave = threading.Event(), threading.Event()
+
+    def slow_collect(_collector: object) -> list:
+        inside.set()
+        leave.wait(10)
+        return []
+
+    monkeypatch.setattr(multiprocess.MultiProcessCollector, "collect", slow_collect)
+    scrape = threading.Thread(target=lambda: list(registry.collect()))
+    scrape.start()
+    assert inside.wait(10)
+    threading.Timer(0.5, leave.set).start()  # the scrape ends while the fork waits for it
+    child = os.fork()
+    if child == 0:
+        time.sleep(30)
+        os._exit(0)
+    try:
+        scrape.join(10)
+        marking = threading.Thread(target=mark_dead, args=(12345, str(tmp_path)), daemon=True)
+        marking.start()
+        marking.join(5)
+        assert not marking.is_alive(), "mark_dead waits for the forked worker to exit"
+    finally:
+        os.kill(child, signal.SIGKILL)
+        os.waitpid(child, 0)
