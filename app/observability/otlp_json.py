@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import base64
 import logging
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from collections.abc import Mapping, Sequence
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
@@ -25,6 +26,9 @@ from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExportResult
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import SpanContext
+
+if TYPE_CHECKING:
+    from observability.redaction import Redactor
 
 _logger = logging.getLogger(__name__)
 
@@ -39,11 +43,11 @@ class EncodedSpan:
 
     __slots__ = ("context", "instrumentation_scope", "json", "resource")
 
-    def __init__(self, span: ReadableSpan) -> None:
+    def __init__(self, span: ReadableSpan, encoder: SpanEncoder | None = None) -> None:
         self.context = span.context
         self.resource = span.resource
         self.instrumentation_scope = span.instrumentation_scope
-        self.json = orjson.dumps(_span(span))
+        self.json = (encoder or _PLAIN).encode(span)
 
 
 def encode_spans(spans: Sequence[ReadableSpan | EncodedSpan]) -> bytes:
@@ -60,7 +64,7 @@ def encode_spans(spans: Sequence[ReadableSpan | EncodedSpan]) -> bytes:
         resource, scope = span.resource, span.instrumentation_scope
         resources[id(resource)] = resource
         scopes = grouped.setdefault(id(resource), {})
-        encoded = span.json if isinstance(span, EncodedSpan) else orjson.dumps(_span(span))
+        encoded = span.json if isinstance(span, EncodedSpan) else _PLAIN.encode(span)
         scopes.setdefault(id(scope), (scope, []))[1].append(encoded)
     resource_spans = [
         _with_list({"resource": {"attributes": _attributes(resources[key].attributes)},
@@ -83,39 +87,91 @@ def _scope(scope: InstrumentationScope | None) -> dict[str, Any]:
     return {"scope": encoded_scope, "schemaUrl": scope.schema_url or "", "spans": []}
 
 
-def _span(span: ReadableSpan) -> dict[str, Any]:
-    context = span.context
-    parent = span.parent
-    encoded: dict[str, Any] = {
-        "traceId": format(context.trace_id, "032x"),
-        "spanId": format(context.span_id, "016x"),
-        "name": span.name,
-        "kind": span.kind.value + 1,  # the SDK counts from INTERNAL = 0, OTLP from UNSPECIFIED = 0
-        "startTimeUnixNano": str(span.start_time),
-        "endTimeUnixNano": str(span.end_time),
-        "attributes": _attributes(attribute_dict(span)),
-        "flags": _flags(parent),
-        "status": {"code": span.status.status_code.value, "message": span.status.description or ""},
-    }
-    if parent is not None:
-        encoded["parentSpanId"] = format(parent.span_id, "016x")
-    if context.trace_state:
-        encoded["traceState"] = context.trace_state.to_header()
-    if span.events:
-        encoded["events"] = [{"timeUnixNano": str(event.timestamp), "name": event.name,
-                              "attributes": _attributes(attribute_dict(event)),
-                              "droppedAttributesCount": event.dropped_attributes} for event in span.events]
-    if span.links:
-        encoded["links"] = [{"traceId": format(link.context.trace_id, "032x"),
-                             "spanId": format(link.context.span_id, "016x"),
-                             "attributes": _attributes(link.attributes),
-                             "droppedAttributesCount": link.dropped_attributes,
-                             "flags": _flags(link.context)} for link in span.links]
-    for key, count in (("droppedAttributesCount", span.dropped_attributes),
-                       ("droppedEventsCount", span.dropped_events), ("droppedLinksCount", span.dropped_links)):
-        if count:
-            encoded[key] = count
-    return encoded
+class SpanEncoder:
+    """Writes finished spans as OTLP/JSON, with secrets replaced on the way when given a redactor.
+
+    Redacting and encoding an attribute is one step, and its result is kept by key and value: most
+    string attributes repeat span after span (methods, routes, hosts, user agents, statements), so
+    such an attribute costs a lookup. A key whose values keep changing (request ids) stops being kept
+    after `_VALUES_KEPT_PER_KEY` values, and long values (stack traces) are never kept.
+    `redact_span` followed by the plain encoder writes the same bytes (tests/unit/observability/
+    test_otlp_json.py).
+    """
+
+    def __init__(self, redactor: Redactor | None = None) -> None:
+        self._redactor = redactor
+        self._kept: dict[str, Mapping[str, bytes]] = {}
+
+    def encode(self, span: ReadableSpan) -> bytes:
+        return orjson.dumps(self.span(span))
+
+    def span(self, span: ReadableSpan) -> dict[str, Any]:
+        """The span as OTLP/JSON's `Span` object, its attributes already written."""
+        context = span.context
+        parent = span.parent
+        redactor = self._redactor
+        status = span.status
+        description = status.description or ""
+        encoded: dict[str, Any] = {
+            "traceId": format(context.trace_id, "032x"),
+            "spanId": format(context.span_id, "016x"),
+            "name": span.name if redactor is None else redactor.name(span.name),
+            "kind": span.kind.value + 1,  # the SDK counts from INTERNAL = 0, OTLP from UNSPECIFIED = 0
+            "startTimeUnixNano": str(span.start_time),
+            "endTimeUnixNano": str(span.end_time),
+            "attributes": self._attributes(attribute_dict(span)),
+            "flags": _flags(parent),
+            "status": {"code": status.status_code.value,
+                       "message": redactor.text(description) if redactor and description else description},
+        }
+        if parent is not None:
+            encoded["parentSpanId"] = format(parent.span_id, "016x")
+        if context.trace_state:
+            encoded["traceState"] = context.trace_state.to_header()
+        if span.events:
+            encoded["events"] = [{"timeUnixNano": str(event.timestamp),
+                                  "name": event.name if redactor is None else redactor.name(event.name),
+                                  "attributes": self._attributes(attribute_dict(event)),
+                                  "droppedAttributesCount": event.dropped_attributes} for event in span.events]
+        if span.links:  # as `redact_span` leaves them
+            encoded["links"] = [{"traceId": format(link.context.trace_id, "032x"),
+                                 "spanId": format(link.context.span_id, "016x"),
+                                 "attributes": _attributes(link.attributes),
+                                 "droppedAttributesCount": link.dropped_attributes,
+                                 "flags": _flags(link.context)} for link in span.links]
+        for key, count in (("droppedAttributesCount", span.dropped_attributes),
+                           ("droppedEventsCount", span.dropped_events), ("droppedLinksCount", span.dropped_links)):
+            if count:
+                encoded[key] = count
+        return encoded
+
+    def _attributes(self, attributes: Mapping[str, Any] | None) -> orjson.Fragment:
+        if not attributes:
+            return _NO_ATTRIBUTES
+        kept = self._kept
+        written = []
+        for key, value in attributes.items():
+            if type(value) is str:
+                written.append(kept.get(key, _NOTHING_KEPT).get(value) or self._text(key, value))
+            else:
+                attribute = _attribute(key, value if self._redactor is None else self._redactor.attribute(key, value))
+                if attribute is not None:
+                    written.append(orjson.dumps(attribute))
+        return orjson.Fragment(b"[" + b",".join(written) + b"]")
+
+    def _text(self, key: str, value: str) -> bytes:
+        clean: str = value if self._redactor is None else self._redactor.attribute(key, value)
+        written = orjson.dumps({"key": key, "value": {"stringValue": clean}})
+        if len(value) <= _LONGEST_VALUE_KEPT:
+            values = self._kept.get(key)
+            if values is None and len(self._kept) < _KEYS_KEPT:
+                values = self._kept[key] = {}
+            if isinstance(values, dict):
+                if len(values) < _VALUES_KEPT_PER_KEY:
+                    values[value] = written
+                else:  # varying values: no longer kept
+                    self._kept[key] = _NOTHING_KEPT
+        return written
 
 
 def attribute_dict(item: ReadableSpan | Event) -> Mapping[str, Any] | None:
@@ -135,21 +191,24 @@ def _flags(parent: SpanContext | None) -> int:
 
 
 def _attributes(attributes: Mapping[str, Any] | None) -> list[dict[str, Any]]:
+    """Attributes not worth keeping (a resource's, a scope's, a link's), as OTLP/JSON's `KeyValue`s."""
     if not attributes:
         return []
-    encoded = []
-    for key, value in attributes.items():
-        kind = type(value)  # the two common types first, without the general dispatch
-        if kind is str:
-            encoded.append({"key": key, "value": {"stringValue": value}})
-        elif kind is int:
-            encoded.append({"key": key, "value": {"intValue": str(value)}})
-        else:
-            try:
-                encoded.append({"key": key, "value": _value(value)})
-            except TypeError:
-                _logger.exception("attribute %s left out of the export: %s", key, kind.__name__)
-    return encoded
+    return [attribute for key, value in attributes.items() if (attribute := _attribute(key, value)) is not None]
+
+
+def _attribute(key: str, value: Any) -> dict[str, Any] | None:
+    """One `KeyValue`; None, and said so, for a value OTLP has no type for."""
+    kind = type(value)  # the two common types first, without the general dispatch
+    if kind is str:
+        return {"key": key, "value": {"stringValue": value}}
+    if kind is int:
+        return {"key": key, "value": {"intValue": str(value)}}
+    try:
+        return {"key": key, "value": _value(value)}
+    except TypeError:
+        _logger.exception("attribute %s left out of the export: %s", key, kind.__name__)
+        return None
 
 
 # Exact types: bool is an int to isinstance.
@@ -171,6 +230,16 @@ def _value(value: Any) -> dict[str, Any]:
     if isinstance(value, Sequence):
         return {"arrayValue": {"values": [_value(item) for item in value]}}
     raise TypeError(f"unsupported attribute value {type(value).__name__}")
+
+
+_PLAIN = SpanEncoder()  # for spans given to the exporter unencoded: no redaction, as for any exporter
+_NO_ATTRIBUTES = orjson.Fragment(b"[]")
+_NOTHING_KEPT: Mapping[str, bytes] = MappingProxyType({})
+# Attribute names come from code (a few dozen). At most 128 x 128 values of 256 characters: about
+# 10 MB in the worst case, a few hundred KB in the sample service.
+_KEYS_KEPT = 128
+_VALUES_KEPT_PER_KEY = 128
+_LONGEST_VALUE_KEPT = 256
 
 
 class OtlpJsonSpanExporter(OTLPSpanExporter):
@@ -199,18 +268,18 @@ class OtlpJsonSpanExporter(OTLPSpanExporter):
 
 
 class EncodingSpanProcessor(BatchSpanProcessor):
-    """The batch processor in front of `OtlpJsonSpanExporter`: each sampled span is prepared (the
-    redaction) and encoded as it ends, and the batch holds its bytes instead of the span."""
+    """The batch processor in front of `OtlpJsonSpanExporter`: each sampled span is redacted and
+    encoded as it ends (`SpanEncoder`), and the batch holds its bytes instead of the span."""
 
-    def __init__(self, exporter: OtlpJsonSpanExporter, prepare: Callable[[ReadableSpan], ReadableSpan]) -> None:
+    def __init__(self, exporter: OtlpJsonSpanExporter, encoder: SpanEncoder) -> None:
         super().__init__(exporter)
-        self._prepare = prepare
+        self._encoder = encoder
 
     def on_end(self, span: ReadableSpan) -> None:
         if not (span.context and span.context.trace_flags.sampled):
             return
         try:
-            encoded = EncodedSpan(self._prepare(span))
+            encoded = EncodedSpan(span, self._encoder)
         except Exception:  # a span is never worth a request: this one is left out, and said so
             _logger.exception("span %r left out of the export: it could not be encoded", span.name)
             return

@@ -114,6 +114,17 @@ class Redactor:
             fragment = self.query(fragment)  # OAuth implicit flows put tokens in the fragment
         return self._assignments(head) + question_mark + query + hash_mark + fragment
 
+    def attribute(self, key: str, value: Any) -> Any:
+        """One span attribute's value with secrets replaced, nothing cached (the OTLP/JSON encoding
+        keeps what it encoded)."""
+        if self.is_secret_key(key):
+            return REDACTED
+        if type(value) is str:
+            return self._scrub_attribute_text(key, value)
+        if isinstance(value, tuple | list):
+            return tuple(self._scrub_attribute_text(key, v) if isinstance(v, str) else v for v in value)
+        return value
+
     def attributes(self, attributes: Mapping[str, Any] | None) -> dict[str, Any] | None:
         """Span or event attributes with secrets replaced; None when nothing needed replacing."""
         if not attributes:

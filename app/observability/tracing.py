@@ -40,7 +40,7 @@ from opentelemetry.util.types import Attributes
 
 from observability.config import ObservabilityConfig
 from observability.degraded import throttle_logger
-from observability.otlp_json import EncodingSpanProcessor, OtlpJsonSpanExporter, attribute_dict
+from observability.otlp_json import EncodingSpanProcessor, OtlpJsonSpanExporter, SpanEncoder, attribute_dict
 from observability.redaction import Redactor
 from observability.sql_spans import SqlSpans
 
@@ -203,7 +203,7 @@ def _batch_processor(exporter: SpanExporter, redactor: Redactor) -> BatchSpanPro
     """The JSON exporter's spans are redacted and encoded as they end (`observability.otlp_json`);
     any other exporter's are redacted on the export thread."""
     if isinstance(exporter, OtlpJsonSpanExporter):
-        return EncodingSpanProcessor(exporter, lambda span: redact_span(span, redactor))
+        return EncodingSpanProcessor(exporter, SpanEncoder(redactor))
     return BatchSpanProcessor(RedactingSpanExporter(exporter, redactor))
 
 
@@ -220,8 +220,8 @@ class RedactingSpanExporter(SpanExporter):
 
     The instrumentations record what a request carried: the query string in `http.target`
     (`?token=...`), exception messages in events, a database's error (quoting a bound value) in the
-    status. This wrapper serves exporters other than the JSON one (`http/protobuf`, a test's); for
-    the JSON exporter the same `redact_span` runs as each span ends (`_batch_processor`).
+    status. This wrapper serves exporters other than the JSON one (`http/protobuf`, a test's); the
+    JSON exporter's spans have the same secrets replaced as each one is encoded (`otlp_json.SpanEncoder`).
     """
 
     def __init__(self, exporter: SpanExporter, redactor: Redactor) -> None:

@@ -24,8 +24,9 @@ from opentelemetry.trace import (
 from opentelemetry.trace.span import TraceState
 
 from observability.config import ObservabilityConfig
-from observability.otlp_json import EncodedSpan, OtlpJsonSpanExporter, attribute_dict, encode_spans
-from observability.tracing import build_exporter, instrument_libraries
+from observability.otlp_json import EncodedSpan, OtlpJsonSpanExporter, SpanEncoder, attribute_dict, encode_spans
+from observability.redaction import Redactor
+from observability.tracing import build_exporter, instrument_libraries, redact_span
 from sandbox.otlp_receiver import OtlpReceiver
 from tests.support.otlp_sink import parse_export
 
@@ -125,6 +126,56 @@ def test_spans_encoded_as_they_ended_make_the_same_request() -> None:
     assert encode_spans([EncodedSpan(span) for span in spans]) == encode_spans(spans)
 
 
+SECRET = "S3CR3T-otlp-0123"
+REDACTOR = Redactor(ObservabilityConfig().redact_keys, known_secrets=(f"admin-{SECRET}",))
+
+
+def _secret_bearing_spans(request_ids: int = 1) -> list[ReadableSpan]:
+    """Spans with a secret wherever one can hide: name, secret-named and URL attributes, free text,
+    tuples, event names and attributes, the status; and `request_ids` spans with distinct ids."""
+    memory = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    tracer = provider.get_tracer("test")
+    for number in range(request_ids):
+        with tracer.start_as_current_span(f"GET /reset?token={SECRET}", kind=SpanKind.SERVER, attributes={
+                "http.request.method": "GET", "url.query": f"token={SECRET}&limit=2", "url.path": "/reset",
+                "url.full": f"https://u:{SECRET}@example.test/x?api_key={SECRET}", "http.target": "/x?a=1",
+                "user.password": SECRET, "card_pin": 1234, "note": f"with admin-{SECRET} inside",
+                "tags": ("plain", f"password={SECRET}"), "ports": [1, 2], "server.port": 8000, "ok": True,
+                "request.id": f"{number:032x}"}) as span:
+            span.add_event(f"retry password={SECRET}", {"exception.message": f"failed api_key={SECRET}"})
+            span.set_status(Status(StatusCode.ERROR, f"denied secret={SECRET}"))
+    return list(memory.get_finished_spans())
+
+
+def test_spans_are_redacted_while_encoded_as_redact_span_then_encoding_would() -> None:
+    encoder = SpanEncoder(REDACTOR)
+    spans = _secret_bearing_spans(request_ids=300)  # more request ids than the encoder keeps for a key
+    for span in [*spans, *spans]:  # the second time from what the encoder kept
+        written = encoder.encode(span)
+        assert written == SpanEncoder().encode(redact_span(span, REDACTOR))
+        assert SECRET.encode() not in written
+    assert SECRET.encode() in SpanEncoder().encode(spans[0])  # the plain encoder redacts nothing
+
+
+def test_what_the_encoder_keeps_is_bounded_and_keyed_by_type() -> None:
+    encoder = SpanEncoder(REDACTOR)
+    for span in _secret_bearing_spans(request_ids=300):
+        encoder.encode(span)
+    kept = encoder._kept
+    assert dict(kept["request.id"]) == {}  # distinct every time: no longer kept
+    assert list(kept["http.request.method"]) == ["GET"]
+    assert "card_pin" not in kept and "server.port" not in kept  # only strings are kept: 1 and True are equal
+    provider = TracerProvider()
+    memory = InMemorySpanExporter()
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    for value in ("1", 1, True, 1.0):
+        provider.get_tracer("test").start_span("s", attributes={"n": value}).end()
+    values = [json.loads(encoder.encode(span))["attributes"][0]["value"] for span in memory.get_finished_spans()]
+    assert values == [{"stringValue": "1"}, {"intValue": "1"}, {"boolValue": True}, {"doubleValue": 1.0}]
+
+
 def test_attributes_are_read_from_the_sdks_own_dict_of_spans_and_events() -> None:
     # The SDK renaming its internals would silently cost each span two slow iterations: fail here instead.
     for span in _spans():
@@ -165,9 +216,9 @@ def test_the_provider_redacts_and_encodes_each_span_on_the_thread_that_ends_it(m
     from observability import otlp_json
 
     encoding_threads: list[str] = []
-    encode_one = otlp_json._span
-    monkeypatch.setattr(otlp_json, "_span", lambda span: encoding_threads.append(
-        threading.current_thread().name) or encode_one(span))
+    encode_one = otlp_json.SpanEncoder.span
+    monkeypatch.setattr(otlp_json.SpanEncoder, "span", lambda self, span: encoding_threads.append(
+        threading.current_thread().name) or encode_one(self, span))
     exporter = KeptBodies()
     provider = _json_provider(exporter, {"REDACT_KEYS": "pin"})
     try:
