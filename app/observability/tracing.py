@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib.metadata
 import os
 import socket
+import threading
 import uuid
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -26,6 +27,7 @@ from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import Event, ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
 from opentelemetry.sdk.trace.sampling import (
     ALWAYS_OFF,
     ALWAYS_ON,
@@ -35,7 +37,7 @@ from opentelemetry.sdk.trace.sampling import (
     SamplingResult,
     TraceIdRatioBased,
 )
-from opentelemetry.trace import Link, SpanKind, Status, TraceState
+from opentelemetry.trace import Link, SpanKind, Status, TraceFlags, TraceState
 from opentelemetry.util.types import Attributes
 
 from observability.config import ObservabilityConfig
@@ -91,6 +93,77 @@ class SkipPaths(Sampler):
 
     def get_description(self) -> str:
         return f"SkipPaths{{{','.join(sorted(self._paths))}}}/{self._delegate.get_description()}"
+
+
+class HandedTraceIds(RandomIdGenerator):
+    """The SDK's random ids, but for a trace id handed over for the next root span this thread starts:
+    the one `NewTraceSampling` drew and decided to sample."""
+
+    def __init__(self) -> None:
+        self._handed = threading.local()
+
+    def hand_over(self, trace_id: int) -> None:
+        self._handed.trace_id = trace_id
+
+    def generate_trace_id(self) -> int:
+        trace_id = getattr(self._handed, "trace_id", 0)
+        if trace_id:
+            self._handed.trace_id = 0
+            return trace_id
+        return super().generate_trace_id()
+
+
+class NewTraceSampling:
+    """The process's sampler asked about a server span that starts a trace, without the SDK.
+
+    `build_sampler`'s samplers decide such a span by its path (`SkipPaths`) and its trace id alone
+    (`TraceIdRatioBased`'s rule; always on and always off are its two extremes), so a request that
+    carries no trace context is decided before any span is built: one that is not sampled gets the
+    non-recording span the SDK would have made, with none of the SDK's work (`server_spans`); one
+    that is gets the SDK's span, on the trace id drawn here (`HandedTraceIds`). Requests that carry a
+    trace context, and every other span, are the SDK's to decide.
+    """
+
+    def __init__(self, name: str, argument: str, skipped_paths: tuple[str, ...], ids: HandedTraceIds) -> None:
+        root = name.removeprefix("parentbased_")
+        ratio = float(argument) if argument else 1.0
+        bounds = {"always_on": _TRACE_ID_LIMIT + 1, "always_off": 0,
+                  "traceidratio": TraceIdRatioBased.get_bound_for_rate(ratio)}
+        if root not in bounds:
+            raise ValueError(f"unsupported OTEL_TRACES_SAMPLER {name!r}")
+        self._bound = bounds[root]
+        self._skipped = frozenset(skipped_paths)
+        self.ids = ids
+        # What the SDK adds to a root span's flags (W3C Trace Context level 2): its ids are random.
+        self.flags = TraceFlags(TraceFlags.RANDOM_TRACE_ID if ids.is_trace_id_random() else TraceFlags.DEFAULT)
+
+    @property
+    def samples_every_trace(self) -> bool:
+        return self._bound > _TRACE_ID_LIMIT
+
+    def sampled(self, trace_id: int, path: str) -> bool:
+        return trace_id & _TRACE_ID_LIMIT < self._bound and path not in self._skipped
+
+
+_TRACE_ID_LIMIT = TraceIdRatioBased.TRACE_ID_LIMIT
+
+
+class ProcessTracerProvider(TracerProvider):
+    """The SDK's provider, with the `NewTraceSampling` of its sampler for the server spans to use.
+
+    None where the SDK is disabled, and where every new trace is sampled: there it would only add a
+    step to every request (the probes, which it would spare the SDK, are few).
+    """
+
+    def __init__(self, config: ObservabilityConfig, resource: Resource) -> None:
+        skipped = config.access_log_excluded_paths
+        new_traces: NewTraceSampling | None = NewTraceSampling(
+            config.traces_sampler, config.traces_sampler_arg, skipped, HandedTraceIds())
+        if new_traces.samples_every_trace:
+            new_traces = None
+        super().__init__(resource=resource, id_generator=new_traces.ids if new_traces else RandomIdGenerator(),
+                         sampler=build_sampler(config.traces_sampler, config.traces_sampler_arg, skipped))
+        self.new_traces = None if self._disabled else new_traces
 
 
 def _request_path(attributes: Attributes) -> object:
@@ -186,9 +259,7 @@ def start_provider(config: ObservabilityConfig, exporter: SpanExporter | None = 
     installed = trace.get_tracer_provider()
     if isinstance(installed, TracerProvider):
         return installed
-    resource = process_resource(config)
-    sampler = build_sampler(config.traces_sampler, config.traces_sampler_arg, config.access_log_excluded_paths)
-    provider = TracerProvider(resource=resource, sampler=sampler)
+    provider = ProcessTracerProvider(config, process_resource(config))
     for logger_name in _EXPORT_FAILURE_LOGGERS:
         throttle_logger(logger_name, config.degraded_warning_interval_seconds)
     # The batch queue is bounded (OTEL_BSP_MAX_QUEUE_SIZE, 2048 spans): an unreachable collector

@@ -15,13 +15,22 @@ import pytest
 from flask import Flask
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ParentBased, Sampler, SamplingResult
 from opentelemetry.trace import Link, SpanKind, TraceState
 from opentelemetry.util.types import Attributes
 
+from observability.config import ObservabilityConfig
 from observability.request_id import init_request_id
 from observability.server_spans import ServerSpans
-from observability.tracing import server_spans
+from observability.tracing import (
+    HandedTraceIds,
+    NewTraceSampling,
+    ProcessTracerProvider,
+    process_resource,
+    server_spans,
+)
 from tests.support import server_span_pairs as pairs
 from tests.support.demo_app import build_demo_app
 
@@ -151,6 +160,78 @@ def test_unsampled_requests_stop_at_the_attributes_the_sampler_reads(monkeypatch
     assert sampler.seen == [read_by_the_sampler]
     (span,) = seen_span
     assert not span.is_recording() and span.get_span_context().is_valid  # a trace id for the logs all the same
+
+
+class _CountingTracer:
+    """A tracer that counts the spans the SDK was asked to start."""
+
+    def __init__(self, tracer: Any) -> None:
+        self.tracer, self.started = tracer, 0
+
+    def start_span(self, *args: Any, **kwargs: Any) -> Any:
+        self.started += 1
+        return self.tracer.start_span(*args, **kwargs)
+
+
+def _new_trace_app(monkeypatch, sampler: str, argument: str = "") -> tuple[Flask, InMemorySpanExporter,
+                                                                            _CountingTracer, list[Any]]:
+    """A Flask app whose server spans come from the process's own provider (`start_provider`'s kind),
+    made global for the test; the view keeps the span current in it."""
+    from opentelemetry import trace
+
+    config = ObservabilityConfig(traces_sampler=sampler, traces_sampler_arg=argument)
+    provider = ProcessTracerProvider(config, process_resource(config))
+    exported = InMemorySpanExporter()
+    provider.add_span_processor(SimpleSpanProcessor(exported))
+    monkeypatch.setattr(trace, "get_tracer_provider", lambda: provider)
+    server_spans_ = ServerSpans()
+    counting = _CountingTracer(provider.get_tracer("test"))
+    monkeypatch.setattr(server_spans_, "_tracer", counting)
+    app = Flask("new-traces")
+    init_request_id(app, True, server_spans_)
+    current: list[Any] = []
+
+    @app.get("/items/<int:item_id>")
+    def item(item_id: int) -> Any:
+        current.append(trace.get_current_span())
+        return {"id": item_id}
+
+    return app, exported, counting, current
+
+
+def test_new_traces_are_decided_once_and_the_unsampled_ones_never_reach_the_sdk(monkeypatch) -> None:
+    app, exported, counting, current = _new_trace_app(monkeypatch, "parentbased_traceidratio", "0.5")
+    client = app.test_client()
+    for number in range(200):
+        assert client.get(f"/items/{number}").status_code == 200
+    rule = NewTraceSampling("parentbased_traceidratio", "0.5", (), HandedTraceIds())
+    seen = [span.get_span_context() for span in current]
+    sampled = {c.trace_id for c in seen if rule.sampled(c.trace_id, "/items/1")}
+    recorded = {span.context.trace_id for span in exported.get_finished_spans()}
+    assert recorded == sampled and 0 < len(sampled) < 200  # decided by the trace id each request shows
+    assert counting.started == len(sampled)  # the SDK started only the spans it records
+    # What the SDK itself makes of a request it does not sample.
+    reference = TracerProvider(sampler=ALWAYS_OFF).get_tracer("reference").start_span("GET", Context(), SpanKind.SERVER)
+    expected = reference.get_span_context()
+    unsampled = [span for span in current if span.get_span_context().trace_id not in sampled]
+    for span in unsampled:
+        context = span.get_span_context()
+        assert type(span) is type(reference) and not span.is_recording() and context.is_valid
+        assert (context.trace_flags, context.trace_state, context.is_remote) == (
+            expected.trace_flags, expected.trace_state, expected.is_remote)
+    assert len({span.get_span_context().span_id for span in unsampled}) == len(unsampled)
+
+
+def test_requests_that_carry_a_trace_context_are_left_to_the_sdk(monkeypatch) -> None:
+    app, exported, counting, current = _new_trace_app(monkeypatch, "parentbased_always_off")
+    client = app.test_client()
+    assert client.get("/items/1").status_code == 200
+    assert counting.started == 0 and not current[-1].is_recording()
+    assert client.get("/items/2", headers={"traceparent": pairs.SAMPLED_PARENT}).status_code == 200
+    (span,) = exported.get_finished_spans()  # the caller sampled it: the parent decides
+    assert span.parent.span_id == int(INBOUND_PARENT_SPAN, 16) and counting.started == 1
+    assert client.get("/items/3", headers={"baggage": "tenant=t1"}).status_code == 200
+    assert counting.started == 2  # baggage alone: extracted by the SDK's path, as before
 
 
 def test_the_switch_goes_back_to_the_upstream_instrumentation(make_config, spans) -> None:

@@ -5,11 +5,20 @@ import uuid
 
 import pytest
 from opentelemetry import trace
+from opentelemetry.context import Context
+from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON, Decision, ParentBased, TraceIdRatioBased
 from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, TraceFlags
 
 from observability.config import ObservabilityConfig
-from observability.tracing import SkipPaths, build_sampler, process_resource
+from observability.tracing import (
+    HandedTraceIds,
+    NewTraceSampling,
+    ProcessTracerProvider,
+    SkipPaths,
+    build_sampler,
+    process_resource,
+)
 from tests.support.demo_app import build_demo_app
 
 
@@ -50,6 +59,61 @@ def test_other_spans_are_left_to_the_configured_sampler(kind, attributes) -> Non
     sampler = build_sampler("always_on", "", ("/healthz",))
     assert _decision(sampler, kind, attributes) is Decision.RECORD_AND_SAMPLE
     assert _decision(build_sampler("always_off", "", ("/healthz",)), kind, attributes) is Decision.DROP
+
+
+@pytest.mark.parametrize(("name", "argument"), [
+    ("parentbased_traceidratio", "0.1"), ("traceidratio", "0.5"), ("parentbased_traceidratio", "0"),
+    ("parentbased_always_off", ""), ("always_off", ""), ("parentbased_always_on", ""), ("traceidratio", "1"),
+])
+def test_a_new_trace_is_decided_as_the_sdks_sampler_decides_it(name, argument) -> None:
+    skipped = ("/healthz",)
+    sampler = build_sampler(name, argument, skipped)
+    new_traces = NewTraceSampling(name, argument, skipped, HandedTraceIds())
+    ids = RandomIdGenerator()
+    limit, bound = TraceIdRatioBased.TRACE_ID_LIMIT, new_traces._bound
+    edges = [bound + step for step in (-1, 0) if 0 < bound + step <= limit]  # either side of the ratio's bound
+    verdicts = set()
+    for trace_id in [*(ids.generate_trace_id() for _ in range(2000)), *edges, 2**127 | 1]:
+        for path in ("/items/1", "/healthz", "/healthz/more"):
+            result = sampler.should_sample(Context(), trace_id, "GET", SpanKind.SERVER, {"url.path": path})
+            assert new_traces.sampled(trace_id, path) is result.decision.is_sampled(), (hex(trace_id), path)
+            verdicts.add(result.decision.is_sampled())
+    assert verdicts == ({False} if name.endswith("always_off") or argument == "0" else {True, False})
+    assert new_traces.samples_every_trace is (name.endswith("always_on") or argument == "1")
+
+
+def test_the_provider_decides_new_traces_itself_only_where_that_spares_work(monkeypatch) -> None:
+    def provider(sampler: str, argument: str = "") -> ProcessTracerProvider:
+        config = ObservabilityConfig(traces_sampler=sampler, traces_sampler_arg=argument)
+        return ProcessTracerProvider(config, process_resource(config))
+
+    ratio = provider("parentbased_traceidratio", "0.1")
+    assert isinstance(ratio.new_traces, NewTraceSampling) and ratio.id_generator is ratio.new_traces.ids
+    assert provider("parentbased_always_off").new_traces is not None
+    assert provider("parentbased_always_on").new_traces is None  # every trace is the SDK's anyway
+    assert provider("traceidratio", "1").new_traces is None
+    monkeypatch.setenv("OTEL_SDK_DISABLED", "true")
+    assert provider("parentbased_traceidratio", "0.1").new_traces is None
+
+
+def test_a_handed_trace_id_goes_to_the_next_root_span_only() -> None:
+    ids = HandedTraceIds()
+    ids.hand_over(0x5EED)
+    assert ids.generate_trace_id() == 0x5EED
+    assert ids.generate_trace_id() not in {0x5EED, 0}
+    ids.hand_over(0xF00D)
+    assert _on_another_thread(ids.generate_trace_id) != 0xF00D  # another thread's root span draws its own
+    assert ids.generate_trace_id() == 0xF00D
+
+
+def _on_another_thread(function):
+    import threading
+
+    result = []
+    thread = threading.Thread(target=lambda: result.append(function()))
+    thread.start()
+    thread.join()
+    return result[0]
 
 
 @pytest.fixture
