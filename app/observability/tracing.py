@@ -60,8 +60,7 @@ _EXPORT_FAILURE_LOGGERS = (OTLPSpanExporter.__module__, "opentelemetry.sdk._shar
 
 def build_sampler(name: str, argument: str, skipped_paths: tuple[str, ...] = ()) -> Sampler:
     """The sampler named as in `OTEL_TRACES_SAMPLER`; requests to `skipped_paths` are never sampled."""
-    ratio = float(argument) if argument else 1.0
-    roots = {"always_on": ALWAYS_ON, "always_off": ALWAYS_OFF, "traceidratio": TraceIdRatioBased(ratio)}
+    roots = {"always_on": ALWAYS_ON, "always_off": ALWAYS_OFF, "traceidratio": TraceIdRatioBased(_ratio(argument))}
     if name in roots:
         sampler = roots[name]
     elif name.startswith("parentbased_") and name.removeprefix("parentbased_") in roots:
@@ -69,6 +68,10 @@ def build_sampler(name: str, argument: str, skipped_paths: tuple[str, ...] = ())
     else:
         raise ValueError(f"unsupported OTEL_TRACES_SAMPLER {name!r}")
     return SkipPaths(frozenset(skipped_paths), sampler) if skipped_paths else sampler
+
+
+def _ratio(argument: str) -> float:
+    return float(argument) if argument else 1.0
 
 
 class SkipPaths(Sampler):
@@ -93,6 +96,9 @@ class SkipPaths(Sampler):
 
     def get_description(self) -> str:
         return f"SkipPaths{{{','.join(sorted(self._paths))}}}/{self._delegate.get_description()}"
+
+
+_TRACE_ID_LIMIT = TraceIdRatioBased.TRACE_ID_LIMIT
 
 
 class HandedTraceIds(RandomIdGenerator):
@@ -126,9 +132,8 @@ class NewTraceSampling:
 
     def __init__(self, name: str, argument: str, skipped_paths: tuple[str, ...], ids: HandedTraceIds) -> None:
         root = name.removeprefix("parentbased_")
-        ratio = float(argument) if argument else 1.0
         bounds = {"always_on": _TRACE_ID_LIMIT + 1, "always_off": 0,
-                  "traceidratio": TraceIdRatioBased.get_bound_for_rate(ratio)}
+                  "traceidratio": TraceIdRatioBased.get_bound_for_rate(_ratio(argument))}
         if root not in bounds:
             raise ValueError(f"unsupported OTEL_TRACES_SAMPLER {name!r}")
         self._bound = bounds[root]
@@ -145,14 +150,11 @@ class NewTraceSampling:
         return trace_id & _TRACE_ID_LIMIT < self._bound and path not in self._skipped
 
 
-_TRACE_ID_LIMIT = TraceIdRatioBased.TRACE_ID_LIMIT
-
-
 class ProcessTracerProvider(TracerProvider):
     """The SDK's provider, with the `NewTraceSampling` of its sampler for the server spans to use.
 
-    None where the SDK is disabled, and where every new trace is sampled: there it would only add a
-    step to every request (the probes, which it would spare the SDK, are few).
+    `new_traces` is None where the SDK is disabled, and where every new trace is sampled: there it
+    would only add a step to every request (the probes, which it would spare the SDK, are few).
     """
 
     def __init__(self, config: ObservabilityConfig, resource: Resource) -> None:
