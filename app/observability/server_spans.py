@@ -84,7 +84,7 @@ class ServerSpans:
         if propagator is not known:
             keys = tuple(f"HTTP_{field.upper().replace('-', '_')}" for field in propagator.fields)
             self._context_keys = (propagator, keys)
-        return any(key in environ for key in keys)
+        return not environ.keys().isdisjoint(keys)
 
     @staticmethod
     def _new_trace_unsampled(ctx: RequestContext, environ: dict[str, Any], new_traces: NewTraceSampling) -> bool:
