@@ -93,7 +93,8 @@ class SpanEncoder:
     Redacting and encoding an attribute is one step, and its result is kept by key and value: most
     string attributes repeat span after span (methods, routes, hosts, user agents, statements), so
     such an attribute costs a lookup. A key whose values keep changing (request ids) stops being kept
-    after `_VALUES_KEPT_PER_KEY` values, and long values (stack traces) are never kept.
+    after `_VALUES_KEPT_PER_KEY` values; long values (stack traces) and values the redactor changed
+    (their secret would stay in memory) are never kept.
     `redact_span` followed by the plain encoder writes the same bytes (tests/unit/observability/
     test_otlp_json.py).
     """
@@ -162,7 +163,7 @@ class SpanEncoder:
     def _text(self, key: str, value: str) -> bytes:
         clean: str = value if self._redactor is None else self._redactor.attribute(key, value)
         written = orjson.dumps({"key": key, "value": {"stringValue": clean}})
-        if len(value) <= _LONGEST_VALUE_KEPT:
+        if clean == value and len(value) <= _LONGEST_VALUE_KEPT:  # a value that held a secret stays unkept
             values = self._kept.get(key)
             if values is None and len(self._kept) < _KEYS_KEPT:
                 values = self._kept[key] = {}

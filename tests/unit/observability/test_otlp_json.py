@@ -166,6 +166,8 @@ def test_what_the_encoder_keeps_is_bounded_and_keyed_by_type() -> None:
     kept = encoder._kept
     assert dict(kept["request.id"]) == {}  # distinct every time: no longer kept
     assert list(kept["http.request.method"]) == ["GET"]
+    assert "url.query" not in kept and "user.password" not in kept  # their values held a secret
+    assert not any(SECRET in value for values in kept.values() for value in values)
     assert "card_pin" not in kept and "server.port" not in kept  # only strings are kept: 1 and True are equal
     provider = TracerProvider()
     memory = InMemorySpanExporter()
