@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote_plus, urlsplit
 
@@ -117,12 +117,15 @@ class Redactor:
     def attribute(self, key: str, value: Any) -> Any:
         """One span attribute's value with secrets replaced, nothing cached (the OTLP/JSON encoding
         keeps what it encoded)."""
+        return self._clean_attribute(key, value, self._scrub_attribute_text)
+
+    def _clean_attribute(self, key: str, value: Any, scrub: Callable[[str, str], str]) -> Any:
         if self.is_secret_key(key):
             return REDACTED
         if type(value) is str:
-            return self._scrub_attribute_text(key, value)
+            return scrub(key, value)
         if isinstance(value, tuple | list):
-            return tuple(self._scrub_attribute_text(key, v) if isinstance(v, str) else v for v in value)
+            return tuple(scrub(key, v) if isinstance(v, str) else v for v in value)
         return value
 
     def attributes(self, attributes: Mapping[str, Any] | None) -> dict[str, Any] | None:
@@ -130,21 +133,9 @@ class Redactor:
         if not attributes:
             return None
         redacted: dict[str, Any] | None = None
-        # Every exported span passes here: the two caches are read inline.
-        verdicts, clean_texts = self._verdicts, self._clean_attribute_texts
         for key, value in attributes.items():
-            secret = verdicts.get(key)
-            if secret is None:
-                secret = self.is_secret_key(key)
-            if secret:
-                clean = REDACTED
-            elif type(value) is str:
-                clean = clean_texts.get((key, value)) or self._attribute_text(key, value)
-            elif isinstance(value, tuple | list):
-                clean = tuple(self._attribute_text(key, v) if isinstance(v, str) else v for v in value)
-            else:
-                continue
-            if clean != value:
+            clean = self._clean_attribute(key, value, self._attribute_text)
+            if clean is not value and clean != value:
                 if redacted is None:
                     redacted = dict(attributes)
                 redacted[key] = clean
