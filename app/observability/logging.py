@@ -77,13 +77,21 @@ class JsonLogFormatter(OrjsonFormatter):
 
     def add_fields(self, log_data: dict[str, Any], record: logging.LogRecord,
                    message_dict: dict[str, Any]) -> None:
+        layer = self._add_own_fields(log_data, record, record.message)
+        # The access record's fields are the project's own (and the hot path): not scanned.
+        self._merge_extras(log_data, record, layer != "access")
+        stack = message_dict.get("exc_info")
+        if stack:
+            log_data["error"] = self._error_fields(record, stack)
+
+    def _add_own_fields(self, log_data: dict[str, Any], record: logging.LogRecord, message: str) -> str:
+        """The fields every record has, the request context's and the trace ids; returns the layer."""
         layer = _layer_of(record.name)
         log_data["timestamp"] = datetime.fromtimestamp(record.created, UTC)
         log_data["level"] = record.levelname
         log_data["logger"] = record.name
-        # The access record's message and fields are the project's own (and the hot path): not scanned.
-        scan_text = layer != "access"
-        log_data["message"] = self._redactor.text(record.message) if scan_text else record.message
+        # The access record's message is the project's own constant: not scanned.
+        log_data["message"] = message if layer == "access" else self._redactor.text(message)
         log_data["service"] = self._service
         log_data["pid"] = record.process  # several worker processes share one stream
         if layer in ("application", "audit"):
@@ -97,16 +105,30 @@ class JsonLogFormatter(OrjsonFormatter):
             log_data.update(ctx.log_fields())
         if self._with_trace_ids:
             _add_trace_ids(log_data)
-        self._merge_extras(log_data, record, scan_text)
-        stack = message_dict.get("exc_info")
-        if stack:
-            log_data["error"] = self._error_fields(record, stack)
+        return layer
+
+    def format(self, record: logging.LogRecord) -> str:
+        fixed = record.__dict__.get(_FIXED_FIELDS)
+        if fixed is None:
+            return super().format(record)
+        return self.jsonify_log_record(self._fixed_record_data(record, fixed))
+
+    def format_line(self, record: logging.LogRecord) -> bytes:
+        """The record as the handlers write it: one JSON line, newline included, in UTF-8."""
+        fixed = record.__dict__.get(_FIXED_FIELDS)
+        if fixed is None:
+            return (super().format(record) + "\n").encode()
+        return self._dumps(self._fixed_record_data(record, fixed), orjson.OPT_APPEND_NEWLINE)
+
+    def _fixed_record_data(self, record: logging.LogRecord, fixed: dict[str, Any]) -> dict[str, Any]:
+        # A record of `log_fast`: its message has no arguments, it carries no exception, and its
+        # fields go in as they are; python-json-logger's general path has nothing to add.
+        log_data: dict[str, Any] = {}
+        self._add_own_fields(log_data, record, record.msg)
+        log_data.update(fixed)
+        return log_data
 
     def _merge_extras(self, log_data: dict[str, Any], record: logging.LogRecord, scan_text: bool) -> None:
-        fixed = record.__dict__.get(_FIXED_FIELDS)
-        if fixed is not None:  # a record of `log_fast`: its fields and nothing else, as they are
-            log_data.update(fixed)
-            return
         # python-json-logger's merge_record_extra, fused with renaming and redaction: one pass
         # instead of three on a path every record takes.
         skipped = self._skip_fields
@@ -129,12 +151,23 @@ class JsonLogFormatter(OrjsonFormatter):
         return fields
 
     def jsonify_log_record(self, log_data: dict[str, Any]) -> str:
+        return self._dumps(log_data).decode()
+
+    def _dumps(self, log_data: dict[str, Any], option: int = 0) -> bytes:
         try:
-            return orjson.dumps(log_data, default=self.json_default,
-                                option=orjson.OPT_NON_STR_KEYS).decode()
+            return orjson.dumps(log_data, default=self.json_default, option=option)
         except (orjson.JSONEncodeError, TypeError):
-            # orjson refuses integers wider than 64 bits; the record must not be lost for that.
-            return json.dumps(log_data, default=str, ensure_ascii=False)
+            return _dumps_unusual(log_data, self.json_default, option)
+
+
+def _dumps_unusual(log_data: dict[str, Any], default: Any, option: int) -> bytes:
+    """An extra's dict with keys that are not strings, or an integer wider than 64 bits: slower
+    ways, so that the record is not lost for them (orjson's key conversion costs every record)."""
+    try:
+        return orjson.dumps(log_data, default=default, option=option | orjson.OPT_NON_STR_KEYS)
+    except (orjson.JSONEncodeError, TypeError):
+        line = json.dumps(log_data, default=str, ensure_ascii=False)
+        return (line + "\n" if option & orjson.OPT_APPEND_NEWLINE else line).encode()
 
 
 def log_fast(logger: logging.Logger, level: int, message: str, fields: dict[str, Any]) -> None:
@@ -181,15 +214,20 @@ class JsonLineHandler(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            self._write((self.format(record) + "\n").encode())
+            formatter = self.formatter
+            if isinstance(formatter, JsonLogFormatter):
+                self._write(formatter.format_line(record))
+            else:
+                self._write((self.format(record) + "\n").encode())
         except Exception:
             self.handleError(record)
 
     def _write(self, data: bytes) -> None:
-        view = memoryview(data)
-        while view:
-            written = os.write(self._fd, view)
-            view = view[written:]
+        written = os.write(self._fd, data)
+        if written < len(data):  # a pipe or a terminal may take part of it
+            view = memoryview(data)[written:]
+            while view:
+                view = view[os.write(self._fd, view):]
 
 
 class SharedRotatingFileHandler(JsonLineHandler):

@@ -186,3 +186,46 @@ def test_log_fast_writes_the_record_logging_would_with_those_extras() -> None:
     assert fast.pop("timestamp") and usual.pop("timestamp")
     assert fast == usual  # the same fields in the same order, and nothing of the shortcut's own
     assert list(fast) == list(usual)
+
+
+def test_extras_json_cannot_encode_directly_still_reach_the_line() -> None:
+    from observability.logging import log_fast
+
+    lines: list[bytes] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            lines.append(self.formatter.format_line(record))
+
+    keep = Keep()
+    keep.setFormatter(JsonLogFormatter(ObservabilityConfig(tracing_enabled=False)))
+    logger = logging.getLogger("service.keys")
+    logger.addHandler(keep)
+    try:
+        logger.warning("by id", extra={"counts": {7: "seven", None: "none"}})
+        logger.warning("wide", extra={"big": 2**70})
+        log_fast(logger, logging.WARNING, "fast", {"event": {1: "one"}})
+    finally:
+        logger.removeHandler(keep)
+    assert all(line.endswith(b"}\n") and line.count(b"\n") == 1 for line in lines)
+    by_id, wide, fast = (json.loads(line) for line in lines)
+    assert by_id["counts"] == {"7": "seven", "null": "none"}
+    assert wide["big"] == 2**70
+    assert fast["event"] == {"1": "one"}
+
+
+def test_a_line_the_kernel_takes_in_parts_is_written_whole(monkeypatch, tmp_path: Path) -> None:
+    from observability import logging as json_logging
+
+    real_write = os.write
+    monkeypatch.setattr(json_logging.os, "write", lambda fd, data: real_write(fd, bytes(data[:7])))
+    path = tmp_path / "parts.log"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT)
+    handler = json_logging.JsonLineHandler(fd)
+    handler.setFormatter(JsonLogFormatter(ObservabilityConfig(tracing_enabled=False)))
+    try:
+        handler.emit(logging.LogRecord("service.x", logging.INFO, __file__, 1, "in parts", (), None))
+    finally:
+        os.close(fd)
+    line = path.read_bytes()
+    assert line.endswith(b"\n") and json.loads(line)["message"] == "in parts"
