@@ -4,6 +4,7 @@ ExportTraceServiceRequest; and the exporter really sends it, as JSON, through up
 from __future__ import annotations
 
 import json
+from collections import deque
 
 import pytest
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans as encode_protobuf
@@ -24,7 +25,14 @@ from opentelemetry.trace import (
 from opentelemetry.trace.span import TraceState
 
 from observability.config import ObservabilityConfig
-from observability.otlp_json import EncodedSpan, OtlpJsonSpanExporter, SpanEncoder, attribute_dict, encode_spans
+from observability.otlp_json import (
+    EncodedSpan,
+    OtlpJsonSpanExporter,
+    SpanEncoder,
+    attribute_dict,
+    encode_spans,
+    events_and_links,
+)
 from observability.redaction import Redactor
 from observability.tracing import build_exporter, instrument_libraries, redact_span
 from sandbox.otlp_receiver import OtlpReceiver
@@ -141,7 +149,7 @@ def _secret_bearing_spans(request_ids: int = 1) -> list[ReadableSpan]:
         with tracer.start_as_current_span(f"GET /reset?token={SECRET}", kind=SpanKind.SERVER, attributes={
                 "http.request.method": "GET", "url.query": f"token={SECRET}&limit=2", "url.path": "/reset",
                 "url.full": f"https://u:{SECRET}@example.test/x?api_key={SECRET}", "http.target": "/x?a=1",
-                "user.password": SECRET, "card_pin": 1234, "note": f"with admin-{SECRET} inside",
+                "user.password": SECRET, "session.token": 1234, "note": f"with admin-{SECRET} inside",
                 "tags": ("plain", f"password={SECRET}"), "ports": [1, 2], "server.port": 8000, "ok": True,
                 "request.id": f"{number:032x}"}) as span:
             span.add_event(f"retry password={SECRET}", {"exception.message": f"failed api_key={SECRET}"})
@@ -168,14 +176,17 @@ def test_what_the_encoder_keeps_is_bounded_and_keyed_by_type() -> None:
     assert list(kept["http.request.method"]) == ["GET"]
     assert "url.query" not in kept and "user.password" not in kept  # their values held a secret
     assert not any(SECRET in value for values in kept.values() for value in values)
-    assert "card_pin" not in kept and "server.port" not in kept  # only strings are kept: 1 and True are equal
+    assert "session.token" not in encoder._kept_integers  # a secret-named key: its value is redacted
+    assert list(encoder._kept_integers["server.port"]) == [8000]
+    assert "server.port" not in kept  # strings and integers apart: 1 and True are equal keys
     provider = TracerProvider()
     memory = InMemorySpanExporter()
     provider.add_span_processor(SimpleSpanProcessor(memory))
-    for value in ("1", 1, True, 1.0):
+    for value in ("1", 1, True, 1.0, True, 1):
         provider.get_tracer("test").start_span("s", attributes={"n": value}).end()
     values = [json.loads(encoder.encode(span))["attributes"][0]["value"] for span in memory.get_finished_spans()]
-    assert values == [{"stringValue": "1"}, {"intValue": "1"}, {"boolValue": True}, {"doubleValue": 1.0}]
+    assert values == [{"stringValue": "1"}, {"intValue": "1"}, {"boolValue": True}, {"doubleValue": 1.0},
+                      {"boolValue": True}, {"intValue": "1"}]
 
 
 def test_attributes_are_read_from_the_sdks_own_dict_of_spans_and_events() -> None:
@@ -190,6 +201,17 @@ def test_attributes_are_read_from_the_sdks_own_dict_of_spans_and_events() -> Non
     # A span that holds a plain mapping (the redacted copies) is read through `attributes`.
     copy = ReadableSpan(name="copy", attributes={"k": "v"})
     assert dict(attribute_dict(copy) or {}) == {"k": "v"}
+
+
+def test_events_and_links_are_read_from_the_sdks_own_deques() -> None:
+    spans = _spans()
+    assert any(span.events for span in spans) and any(span.links for span in spans)
+    for span in spans:
+        events, links = events_and_links(span)
+        assert type(events) is deque and type(links) is deque
+        assert (tuple(events), tuple(links)) == (span.events, span.links)
+    copy = ReadableSpan(name="copy", events=spans[0].events, links=spans[1].links)
+    assert events_and_links(copy) == (copy.events, copy.links)
 
 
 class KeptBodies(OtlpJsonSpanExporter):
