@@ -26,7 +26,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExportResult
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
-from opentelemetry.trace import SpanContext
+from opentelemetry.trace import Link, SpanContext
 
 if TYPE_CHECKING:
     from observability.redaction import Redactor
@@ -139,10 +139,10 @@ class SpanEncoder:
                                   "name": event.name if redactor is None else redactor.name(event.name),
                                   "attributes": self._attributes(attribute_dict(event)),
                                   "droppedAttributesCount": event.dropped_attributes} for event in events]
-        if links:  # as `redact_span` leaves them
-            encoded["links"] = [{"traceId": format(link.context.trace_id, "032x"),
-                                 "spanId": format(link.context.span_id, "016x"),
-                                 "attributes": _attributes(link.attributes),
+        if links:
+            encoded["links"] = [{"traceId": link.context.trace_id.to_bytes(16, "big").hex(),
+                                 "spanId": link.context.span_id.to_bytes(8, "big").hex(),
+                                 "attributes": self._attributes(attribute_dict(link)),
                                  "droppedAttributesCount": link.dropped_attributes,
                                  "flags": _flags(link.context)} for link in links]
         for key, count in (("droppedAttributesCount", span.dropped_attributes),
@@ -186,8 +186,8 @@ class SpanEncoder:
         return written
 
 
-def attribute_dict(item: ReadableSpan | Event) -> Mapping[str, Any] | None:
-    """A finished span's or event's attributes, read from the SDK's own dict where it has one.
+def attribute_dict(item: ReadableSpan | Event | Link) -> Mapping[str, Any] | None:
+    """A finished span's, event's or link's attributes, read from the SDK's own dict where it has one.
 
     `attributes` hands out the SDK's `BoundedAttributes`, whose items are iterated through its
     Python `__iter__` and a `__getitem__` call per key; every exported span's attributes are iterated
@@ -198,7 +198,7 @@ def attribute_dict(item: ReadableSpan | Event) -> Mapping[str, Any] | None:
     return plain if type(plain) is dict else item.attributes
 
 
-def events_and_links(span: ReadableSpan) -> tuple[Sequence[Event], Sequence[Any]]:
+def events_and_links(span: ReadableSpan) -> tuple[Sequence[Event], Sequence[Link]]:
     """A finished span's events and links, read from the SDK's own deques where it has them.
 
     `events` and `links` copy them into tuples through the SDK's `BoundedList`, whose `__iter__` and

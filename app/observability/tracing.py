@@ -312,12 +312,12 @@ class RedactingSpanExporter(SpanExporter):
 
 
 class _RedactedSpan(ReadableSpan):
-    """A finished span with other name, attributes, events or status; the dropped counts kept."""
+    """A finished span with other name, attributes, events, links or status; the dropped counts kept."""
 
-    def __init__(self, span: ReadableSpan, name: str, attributes: Any, events: Sequence[Event],
-                 status: Status) -> None:
+    def __init__(self, span: ReadableSpan, *, name: str, attributes: Any, events: Sequence[Event],
+                 links: Sequence[Link], status: Status) -> None:
         super().__init__(name=name, context=span.context, parent=span.parent, resource=span.resource,
-                         attributes=attributes, events=events, links=span.links, kind=span.kind, status=status,
+                         attributes=attributes, events=events, links=links, kind=span.kind, status=status,
                          start_time=span.start_time, end_time=span.end_time,
                          instrumentation_scope=span.instrumentation_scope)
         self._dropped = (span.dropped_attributes, span.dropped_events, span.dropped_links)
@@ -339,17 +339,20 @@ def redact_span(span: ReadableSpan, redactor: Redactor) -> ReadableSpan:
     """The span itself when it holds no secret (most do not), else a redacted copy."""
     name = redactor.name(span.name)
     attributes = redactor.attributes(attribute_dict(span))
-    original_events = span.events
-    events = [_redact_event(event, redactor) for event in original_events] if original_events else []
+    original_events, original_links = span.events, span.links
+    events = [_redact_event(event, redactor) for event in original_events]
+    links = [_redact_link(link, redactor) for link in original_links]
     status = span.status
     description = status.description
     clean_description = redactor.text(description) if description else description
     if (name == span.name and attributes is None and clean_description == description
-            and all(new is old for new, old in zip(events, original_events, strict=True))):
+            and all(new is old for new, old in zip(events, original_events, strict=True))
+            and all(new is old for new, old in zip(links, original_links, strict=True))):
         return span
     if clean_description != description:
         status = Status(status.status_code, clean_description)
-    return _RedactedSpan(span, name, attributes if attributes is not None else span.attributes, events, status)
+    return _RedactedSpan(span, name=name, attributes=attributes if attributes is not None else span.attributes,
+                         events=events, links=links, status=status)
 
 
 def _redact_event(event: Event, redactor: Redactor) -> Event:
@@ -358,6 +361,11 @@ def _redact_event(event: Event, redactor: Redactor) -> Event:
     if name == event.name and attributes is None:
         return event
     return Event(name, attributes if attributes is not None else event.attributes, event.timestamp)
+
+
+def _redact_link(link: Link, redactor: Redactor) -> Link:
+    attributes = redactor.attributes(attribute_dict(link))
+    return link if attributes is None else Link(link.context, attributes)
 
 
 def current_trace_id() -> str | None:

@@ -140,13 +140,16 @@ REDACTOR = Redactor(ObservabilityConfig().redact_keys, known_secrets=(f"admin-{S
 
 def _secret_bearing_spans(request_ids: int = 1) -> list[ReadableSpan]:
     """Spans with a secret wherever one can hide: name, secret-named and URL attributes, free text,
-    tuples, event names and attributes, the status; and `request_ids` spans with distinct ids."""
+    tuples, event names and attributes, link attributes, the status; and `request_ids` spans with
+    distinct ids."""
     memory = InMemorySpanExporter()
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(memory))
     tracer = provider.get_tracer("test")
     for number in range(request_ids):
-        with tracer.start_as_current_span(f"GET /reset?token={SECRET}", kind=SpanKind.SERVER, attributes={
+        link = Link(SpanContext(0x4BF92F3577B34DA6A3CE929D0E0E4736, 0x00F067AA0BA902B7, is_remote=True),
+                    {"batch.token": SECRET, "note": f"api_key={SECRET}", "batch.size": 3})
+        with tracer.start_as_current_span(f"GET /reset?token={SECRET}", kind=SpanKind.SERVER, links=[link], attributes={
                 "http.request.method": "GET", "url.query": f"token={SECRET}&limit=2", "url.path": "/reset",
                 "url.full": f"https://u:{SECRET}@example.test/x?api_key={SECRET}", "http.target": "/x?a=1",
                 "user.password": SECRET, "session.token": 1234, "note": f"with admin-{SECRET} inside",
