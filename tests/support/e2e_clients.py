@@ -12,6 +12,8 @@ from typing import Any
 
 import requests
 import yaml
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
 
 TIMEOUT = 10
 _DURATION = re.compile(r"(\d+)(ms|s|m|h|d)")
@@ -21,6 +23,17 @@ _UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
 def session() -> requests.Session:
     s = requests.Session()
     s.trust_env = False  # loopback only: no proxy, no ~/.netrc
+    return s
+
+
+def reader_session() -> requests.Session:
+    """`session()` for the stack's own APIs, kept for the whole test session: an idempotent request
+    sent on a kept-alive connection that the component has closed meanwhile (it restarted, or its
+    idle timeout won the race) is sent again on a new one. Requests to the app under test go through
+    `session()`, which never resends: a fault test must see what a client would."""
+    s = session()
+    resend = Retry(total=2, connect=2, read=2, status=0, other=0, backoff_factor=0.2, raise_on_status=False)
+    s.mount("http://", HTTPAdapter(max_retries=resend))
     return s
 
 
@@ -35,7 +48,7 @@ def seconds(duration: str) -> float:
 class Prometheus:
     def __init__(self, url: str) -> None:
         self.url = url
-        self.http = session()
+        self.http = reader_session()
 
     def query(self, expr: str) -> list[dict[str, Any]]:
         response = self.http.get(f"{self.url}/api/v1/query", params={"query": expr}, timeout=TIMEOUT)
@@ -76,7 +89,7 @@ class Prometheus:
 class Alertmanager:
     def __init__(self, url: str) -> None:
         self.url = url
-        self.http = session()
+        self.http = reader_session()
 
     def route(self) -> dict[str, Any]:
         response = self.http.get(f"{self.url}/api/v2/status", timeout=TIMEOUT)
@@ -127,7 +140,7 @@ class Trace:
 class Jaeger:
     def __init__(self, url: str) -> None:
         self.url = url
-        self.http = session()
+        self.http = reader_session()
 
     def trace(self, trace_id: str) -> Trace | None:
         response = self.http.get(f"{self.url}/api/traces/{trace_id}", timeout=TIMEOUT)
@@ -152,7 +165,7 @@ class Jaeger:
 class Mailpit:
     def __init__(self, url: str) -> None:
         self.url = url
-        self.http = session()
+        self.http = reader_session()
 
     def subjects(self) -> list[str]:
         response = self.http.get(f"{self.url}/api/v1/messages", params={"limit": 500}, timeout=TIMEOUT)
@@ -166,7 +179,7 @@ class Mailpit:
 class WebhookSink:
     def __init__(self, url: str) -> None:
         self.url = url
-        self.http = session()
+        self.http = reader_session()
 
     def messages(self) -> list[dict[str, Any]]:
         response = self.http.get(f"{self.url}/messages", timeout=TIMEOUT)
@@ -196,7 +209,7 @@ class WebhookSink:
 class Elasticsearch:
     def __init__(self, url: str, auth: tuple[str, str] | None) -> None:
         self.url = url
-        self.http = session()
+        self.http = reader_session()
         self.http.auth = auth
 
     def get(self, path: str, **params: Any) -> requests.Response:
