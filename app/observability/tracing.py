@@ -42,7 +42,13 @@ from opentelemetry.util.types import Attributes
 
 from observability.config import ObservabilityConfig
 from observability.degraded import throttle_logger
-from observability.otlp_json import EncodingSpanProcessor, OtlpJsonSpanExporter, SpanEncoder, attribute_dict
+from observability.otlp_json import (
+    EncodingSpanProcessor,
+    OtlpJsonSpanExporter,
+    SpanEncoder,
+    attribute_dict,
+    events_and_links,
+)
 from observability.redaction import Redactor
 from observability.sql_spans import SqlSpans
 
@@ -339,15 +345,15 @@ def redact_span(span: ReadableSpan, redactor: Redactor) -> ReadableSpan:
     """The span itself when it holds no secret (most do not), else a redacted copy."""
     name = redactor.name(span.name)
     attributes = redactor.attributes(attribute_dict(span))
-    original_events, original_links = span.events, span.links
+    original_events, original_links = events_and_links(span)
     events = [_redact_event(event, redactor) for event in original_events]
     links = [_redact_link(link, redactor) for link in original_links]
     status = span.status
     description = status.description
     clean_description = redactor.text(description) if description else description
     if (name == span.name and attributes is None and clean_description == description
-            and all(new is old for new, old in zip(events, original_events, strict=True))
-            and all(new is old for new, old in zip(links, original_links, strict=True))):
+            and all(new is old for new, old in zip([*events, *links], [*original_events, *original_links],
+                                                   strict=True))):
         return span
     if clean_description != description:
         status = Status(status.status_code, clean_description)
