@@ -20,6 +20,7 @@ import json
 import logging
 import os
 import socket
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -77,27 +78,30 @@ class JsonLogFormatter(OrjsonFormatter):
 
     def add_fields(self, log_data: dict[str, Any], record: logging.LogRecord,
                    message_dict: dict[str, Any]) -> None:
-        layer = self._add_own_fields(log_data, record, record.message)
+        layer = self._add_own_fields(log_data, name=record.name, levelno=record.levelno,
+                                     levelname=record.levelname, created=record.created,
+                                     pid=record.process, message=record.message)
         # The access record's fields are the project's own (and the hot path): not scanned.
         self._merge_extras(log_data, record, layer != "access")
         stack = message_dict.get("exc_info")
         if stack:
             log_data["error"] = self._error_fields(record, stack)
 
-    def _add_own_fields(self, log_data: dict[str, Any], record: logging.LogRecord, message: str) -> str:
+    def _add_own_fields(self, log_data: dict[str, Any], *, name: str, levelno: int, levelname: str,
+                        created: float, pid: int | None, message: str) -> str:
         """The fields every record has, the request context's and the trace ids; returns the layer."""
-        layer = _layer_of(record.name)
-        log_data["timestamp"] = datetime.fromtimestamp(record.created, UTC)
-        log_data["level"] = record.levelname
-        log_data["logger"] = record.name
+        layer = _layer_of(name)
+        log_data["timestamp"] = datetime.fromtimestamp(created, UTC)
+        log_data["level"] = levelname
+        log_data["logger"] = name
         # The access record's message is the project's own constant: not scanned.
         log_data["message"] = message if layer == "access" else self._redactor.text(message)
         log_data["service"] = self._service
-        log_data["pid"] = record.process  # several worker processes share one stream
+        log_data["pid"] = pid  # several worker processes share one stream
         if layer in ("application", "audit"):
             log_data["layer"] = "application"
             log_data["category"] = "audit" if layer == "audit" else (
-                "error" if record.levelno >= logging.ERROR else "business")
+                "error" if levelno >= logging.ERROR else "business")
         else:
             log_data["layer"] = layer
         ctx = context.current()
@@ -120,11 +124,21 @@ class JsonLogFormatter(OrjsonFormatter):
             return (super().format(record) + "\n").encode()
         return self._dumps(self._fixed_record_data(record, fixed), orjson.OPT_APPEND_NEWLINE)
 
+    def fixed_line(self, name: str, level: int, message: str, fields: dict[str, Any], *, created: float,
+                   pid: int | None) -> bytes:
+        """The line `format_line` writes for a `log_fast` record with these attributes, without the record."""
+        log_data: dict[str, Any] = {}
+        self._add_own_fields(log_data, name=name, levelno=level, levelname=logging.getLevelName(level),
+                             created=created, pid=pid, message=message)
+        log_data.update(fields)
+        return self._dumps(log_data, orjson.OPT_APPEND_NEWLINE)
+
     def _fixed_record_data(self, record: logging.LogRecord, fixed: dict[str, Any]) -> dict[str, Any]:
         # A record of `log_fast`: its message has no arguments, it carries no exception, and its
         # fields go in as they are; python-json-logger's general path has nothing to add.
         log_data: dict[str, Any] = {}
-        self._add_own_fields(log_data, record, record.msg)
+        self._add_own_fields(log_data, name=record.name, levelno=record.levelno, levelname=record.levelname,
+                             created=record.created, pid=record.process, message=record.msg)
         log_data.update(fixed)
         return log_data
 
@@ -176,11 +190,50 @@ def log_fast(logger: logging.Logger, level: int, message: str, fields: dict[str,
     `fields` shadow no record attribute, and written as they are, without walking the record's
     attributes for others, renaming or redaction. So `fields` must be the caller's constant names,
     none of them a record attribute or one of the formatter's own fields, with values that hold no
-    secret (the access record's status, duration, route template and size)."""
-    record = logging.getLogRecordFactory()(logger.name, level, "", 0, message, (), None)
-    record.__dict__.update(fields)
-    record.__dict__[_FIXED_FIELDS] = fields
-    logger.handle(record)
+    secret (the access record's status, duration, route template and size).
+
+    Where every handler the record would reach is one of this module's, without filters, and the
+    record factory is logging's own, the lines are written without a `LogRecord`: nothing else
+    would see it, and building it (thread and process names, the source path) and passing it through
+    `Logger.handle` cost more than the line."""
+    handlers = _own_handlers_only(logger, level)
+    if handlers is None:
+        record = logging.getLogRecordFactory()(logger.name, level, "", 0, message, (), None)
+        record.__dict__.update(fields)
+        record.__dict__[_FIXED_FIELDS] = fields
+        logger.handle(record)
+        return
+    created = time.time()
+    pid = os.getpid() if logging.logProcesses else None
+    for handler in handlers:
+        try:
+            line = handler.formatter.fixed_line(logger.name, level, message, fields, created=created, pid=pid)
+            with handler.lock:
+                handler._write(line)
+        except Exception:
+            record = logging.LogRecord(logger.name, level, "", 0, message, (), None)
+            record.__dict__.update(fields)
+            handler.handleError(record)
+
+
+def _own_handlers_only(logger: logging.Logger, level: int) -> list[JsonLineHandler] | None:
+    """The handlers `logger.handle` would call for a record at `level`, if all of them are this
+    module's JSON handlers without filters and `logger` has none (its ancestors' are not asked);
+    else None."""
+    if logging.getLogRecordFactory() is not logging.LogRecord or logger.disabled or logger.filters:
+        return None
+    handlers: list[JsonLineHandler] = []
+    current: logging.Logger | None = logger
+    while current is not None:
+        for handler in current.handlers:
+            if level < handler.level:
+                continue
+            if (type(handler) not in _OWN_HANDLER_TYPES or handler.filters
+                    or type(handler.formatter) is not JsonLogFormatter):
+                return None
+            handlers.append(handler)
+        current = current.parent if current.propagate else None
+    return handlers or None  # none: logging's last resort handler decides
 
 
 def _printable(error: BaseException | None) -> str:
@@ -283,6 +336,9 @@ class SharedRotatingFileHandler(JsonLineHandler):
         with contextlib.suppress(OSError):
             os.close(self._fd)
         super().close()
+
+
+_OWN_HANDLER_TYPES = (JsonLineHandler, SharedRotatingFileHandler)
 
 
 def build_handlers(config: ObservabilityConfig) -> list[logging.Handler]:

@@ -8,6 +8,8 @@ import os
 import socket
 from pathlib import Path
 
+import pytest
+
 from observability import ObservabilityConfig
 from observability.context import RequestContext, activate, deactivate
 from observability.logging import JsonLogFormatter, SharedRotatingFileHandler, configure_logging
@@ -229,3 +231,117 @@ def test_a_line_the_kernel_takes_in_parts_is_written_whole(monkeypatch, tmp_path
         os.close(fd)
     line = path.read_bytes()
     assert line.endswith(b"\n") and json.loads(line)["message"] == "in parts"
+
+
+def _json_logger(name: str, path: Path) -> tuple[logging.Logger, logging.Handler]:
+    """A logger whose records reach one JSON file handler and nothing else."""
+    from observability.logging import JsonLineHandler
+
+    handler = JsonLineHandler(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND))
+    handler.setFormatter(JsonLogFormatter(ObservabilityConfig(tracing_enabled=False)))
+    logger = logging.getLogger(name)
+    logger.addHandler(handler)
+    logger.propagate = False
+    return logger, handler
+
+
+def _drop(logger: logging.Logger, handler: logging.Handler) -> None:
+    logger.removeHandler(handler)
+    logger.propagate = True
+    handler.close()
+    os.close(handler._fd)
+
+
+_ACCESS_FIELDS = {"event": "api_access", "status_code": 200, "duration_ms": 1.5, "endpoint": "/x/<int:id>",
+                  "response_bytes": 17}
+
+
+def test_log_fast_to_own_handlers_only_writes_without_a_record_the_line_logging_would(
+        monkeypatch, tmp_path: Path) -> None:
+    from observability.logging import log_fast
+
+    path = tmp_path / "direct.log"
+    logger, handler = _json_logger("observability.access.direct", path)
+    ctx = RequestContext("req-12345678", method="GET", path="/x/1", ip="10.0.0.1", user_agent="ua")
+    token = activate(ctx)
+    try:
+        with monkeypatch.context() as patched:
+            patched.setattr(logger, "handle", lambda record: pytest.fail("a record was built"))
+            log_fast(logger, logging.INFO, "api_access", _ACCESS_FIELDS)
+        logger.info("api_access", extra=_ACCESS_FIELDS)
+    finally:
+        deactivate(token)
+        _drop(logger, handler)
+    direct, usual = (json.loads(line) for line in path.read_text().splitlines())
+    assert direct.pop("timestamp") and usual.pop("timestamp")
+    assert list(direct.items()) == list(usual.items())
+    assert direct["pid"] == os.getpid() and direct["request_id"] == "req-12345678"
+
+
+def test_log_fast_builds_the_record_when_anything_but_own_handlers_could_see_it(
+        monkeypatch, tmp_path: Path) -> None:
+    from observability.logging import log_fast
+
+    seen: list[str] = []
+
+    def note(record: logging.LogRecord) -> bool:
+        seen.append(record.getMessage())
+        return True
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            seen.append("kept " + record.getMessage())
+
+    def factory(*args, **kwargs) -> logging.LogRecord:
+        seen.append("factory")
+        return logging.LogRecord(*args, **kwargs)
+
+    path = tmp_path / "fallback.log"
+    logger, handler = _json_logger("observability.access.fallback", path)
+    parent = logging.getLogger("observability.access")
+    keep = Keep()
+    try:
+        logger.addFilter(note)
+        log_fast(logger, logging.INFO, "logger filter", _ACCESS_FIELDS)
+        logger.removeFilter(note)
+        handler.addFilter(note)
+        log_fast(logger, logging.INFO, "handler filter", _ACCESS_FIELDS)
+        handler.removeFilter(note)
+        with monkeypatch.context() as patched:
+            patched.setattr(logging, "getLogRecordFactory", lambda: factory)
+            log_fast(logger, logging.INFO, "record factory", _ACCESS_FIELDS)
+        logger.propagate = True
+        parent.addHandler(keep)
+        log_fast(logger, logging.INFO, "other handler", _ACCESS_FIELDS)
+    finally:
+        parent.removeHandler(keep)
+        _drop(logger, handler)
+    assert seen == ["logger filter", "handler filter", "factory", "kept other handler"]
+    written = [json.loads(line)["message"] for line in path.read_text().splitlines()]
+    assert written == ["logger filter", "handler filter", "record factory", "other handler"]
+
+
+def test_log_fast_skips_a_handler_above_the_level_and_reports_a_failed_write(tmp_path: Path) -> None:
+    from observability.logging import JsonLineHandler, log_fast
+
+    logger, handler = _json_logger("observability.access.levels", tmp_path / "info.log")
+    quiet = JsonLineHandler(os.open(tmp_path / "errors.log", os.O_WRONLY | os.O_CREAT))
+    quiet.setFormatter(handler.formatter)
+    quiet.setLevel(logging.ERROR)
+    broken = JsonLineHandler(os.open(tmp_path / "broken.log", os.O_RDONLY | os.O_CREAT))
+    broken.setFormatter(handler.formatter)
+    failures: list[logging.LogRecord] = []
+    broken.handleError = failures.append
+    for extra in (quiet, broken):
+        logger.addHandler(extra)
+    try:
+        log_fast(logger, logging.INFO, "api_access", _ACCESS_FIELDS)
+    finally:
+        for extra in (quiet, broken):
+            logger.removeHandler(extra)
+            os.close(extra._fd)
+        _drop(logger, handler)
+    assert json.loads((tmp_path / "info.log").read_text())["message"] == "api_access"
+    assert (tmp_path / "errors.log").read_bytes() == b""
+    assert [(r.name, r.getMessage(), r.status_code) for r in failures] == [
+        ("observability.access.levels", "api_access", 200)]
