@@ -28,6 +28,7 @@ from opentelemetry.instrumentation.wsgi import wsgi_getter  # reads traceparent 
 from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, Status, StatusCode
 
 from observability.context import RequestContext
+from observability.sdk_span import set_plain_attributes
 
 if TYPE_CHECKING:
     from observability.tracing import NewTraceSampling
@@ -71,7 +72,7 @@ class ServerSpans:
         if span.is_recording():
             attributes = _request_attributes(environ, raw_method, method)
             attributes["request.id"] = ctx.request_id
-            span.set_attributes(attributes)  # one call: each takes the span's lock and checks it is not ended
+            set_plain_attributes(span, attributes)
         span_context = trace.set_span_in_context(span, parent)
         if self._commenter_framework is not None:
             span_context = context.set_value(_SQLCOMMENTER_KEY, self._commenter_tags(req, route), span_context)
@@ -107,10 +108,11 @@ class ServerSpans:
         if span is None or not span.is_recording():
             return
         status = response.status_code
-        span.set_attribute("http.response.status_code", status)
         if status >= 500:
-            span.set_attribute("error.type", str(status))
+            set_plain_attributes(span, {"http.response.status_code": status, "error.type": str(status)})
             span.set_status(Status(StatusCode.ERROR))
+        else:
+            set_plain_attributes(span, {"http.response.status_code": status})
 
     def end(self, ctx: RequestContext, error: BaseException | None) -> None:
         span, token = ctx.span, ctx.span_token

@@ -40,6 +40,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 
+from observability.sdk_span import set_plain_attributes
 from observability.statement_hooks import Execute, add_statement_hook
 
 _SPAN = "_observability_sql_span"  # on a failed statement's execution context, for `_fail`
@@ -87,7 +88,9 @@ class SqlSpans:
             if self._skipped():
                 return connect()
             # What `start_as_current_span` does, without its two context managers.
-            span = tracer.start_span("connect", kind=SpanKind.CLIENT, attributes=attributes)
+            span = tracer.start_span("connect", kind=SpanKind.CLIENT)
+            if span.is_recording():  # set after the start, as upstream does: the sampler never saw them
+                set_plain_attributes(span, attributes)
             token = context.attach(trace.set_span_in_context(span))
             try:
                 return connect()
@@ -129,8 +132,11 @@ class SqlSpans:
             attributes = {**attributes, **_driver_attributes(info)}
         database = getattr(info, "dbname", None) if self._driver_names_database else self._url_database
         name = _span_name(statement, database, self._system)
-        return self._tracer.start_span(name, kind=SpanKind.CLIENT, attributes={
-            **attributes, "db.statement": statement, "db.system": self._system, "db.operation": name})
+        span = self._tracer.start_span(name, kind=SpanKind.CLIENT)
+        if span.is_recording():
+            set_plain_attributes(span, {
+                **attributes, "db.statement": statement, "db.system": self._system, "db.operation": name})
+        return span
 
     def _skipped(self) -> bool:
         """Whether to start no span: the parent was not sampled (and decides), or instrumentation is
