@@ -52,7 +52,8 @@ class ServerSpans:
 
     def start(self, ctx: RequestContext, req: Request) -> None:
         environ = req.environ
-        new_traces = getattr(trace.get_tracer_provider(), "new_traces", None)
+        provider = trace.get_tracer_provider()
+        new_traces = getattr(provider, "new_traces", None)
         if (new_traces is not None and self._commenter_framework is None and not self._carries_trace_context(environ)
                 and self._new_trace_unsampled(ctx, environ, new_traces)):
             return
@@ -63,14 +64,18 @@ class ServerSpans:
         rule = req.url_rule
         route = rule.rule if rule is not None else None
         name = _span_name(method, route)
-        # What the sampler may read (SkipPaths reads url.path); everything else waits for its verdict.
+        # What the sampler may read; everything else waits for its verdict.
         attributes: dict[str, Any] = {"http.request.method": method, "url.path": environ.get("PATH_INFO") or "/"}
         if route is not None:
             attributes["http.route"] = route
         parent = propagate.extract(environ, getter=wsgi_getter)
-        span = self._tracer.start_span(name, parent, SpanKind.SERVER, attributes)
+        given = _for_sampler(provider, attributes)
+        span = self._tracer.start_span(name, parent, SpanKind.SERVER, given)
         if span.is_recording():
-            attributes = _request_attributes(environ, raw_method, method)
+            if given is None:
+                attributes.update(_request_attributes(environ, raw_method, method))
+            else:
+                attributes = _request_attributes(environ, raw_method, method)
             attributes["request.id"] = ctx.request_id
             set_plain_attributes(span, attributes)
         span_context = trace.set_span_in_context(span, parent)
@@ -140,6 +145,16 @@ def _span_name(method: str, route: str | None) -> str:
     if method == "_OTHER":
         return "HTTP"
     return f"{method} {route}" if route is not None else method
+
+
+def _for_sampler(provider: object, attributes: dict[str, Any]) -> dict[str, Any] | None:
+    """What the sampler is given: nothing where the process's own sampler reads only the path and
+    keeps it (the SDK checks and copies onto the span whatever the sampler was given, and those
+    are set with the others after); everything else, all three."""
+    skipped = getattr(provider, "skipped_paths", None)
+    if skipped is None or attributes["url.path"] in skipped:
+        return attributes
+    return None
 
 
 def _request_attributes(environ: dict[str, Any], raw_method: str, method: str) -> dict[str, Any]:

@@ -172,6 +172,8 @@ class ProcessTracerProvider(TracerProvider):
         super().__init__(resource=resource, id_generator=new_traces.ids if new_traces else RandomIdGenerator(),
                          sampler=build_sampler(config.traces_sampler, config.traces_sampler_arg, skipped))
         self.new_traces = None if self._disabled else new_traces
+        # The paths its sampler drops the server spans of: of a server span's attributes, the one it reads.
+        self.skipped_paths = frozenset(skipped)
 
 
 def _request_path(attributes: Attributes) -> object:

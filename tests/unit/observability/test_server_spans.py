@@ -28,6 +28,7 @@ from observability.tracing import (
     HandedTraceIds,
     NewTraceSampling,
     ProcessTracerProvider,
+    SkipPaths,
     process_resource,
     server_spans,
 )
@@ -220,6 +221,28 @@ def test_new_traces_are_decided_once_and_the_unsampled_ones_never_reach_the_sdk(
         assert (context.trace_flags, context.trace_state, context.is_remote) == (
             expected.trace_flags, expected.trace_state, expected.is_remote)
     assert len({span.get_span_context().span_id for span in unsampled}) == len(unsampled)
+
+
+def test_the_process_sampler_is_shown_a_request_only_when_its_path_is_dropped(monkeypatch) -> None:
+    # Whatever the sampler is shown, the SDK checks and copies onto the span; the process's own
+    # sampler reads the path alone, so a request it keeps has all its attributes set after.
+    shown: list[dict[str, Any]] = []
+    asked = SkipPaths.should_sample
+
+    def showing(self, parent_context, trace_id, name, kind=None, attributes=None, links=None, trace_state=None):
+        shown.append(dict(attributes or {}))
+        return asked(self, parent_context, trace_id, name, kind, attributes, links, trace_state)
+
+    monkeypatch.setattr(SkipPaths, "should_sample", showing)
+    app, exported, _, _ = _new_trace_app(monkeypatch, "parentbased_always_on")
+    app.get("/healthz")(lambda: "ok")
+    client = app.test_client()
+    assert client.get("/items/7?q=1").status_code == 200
+    assert client.get("/healthz").status_code == 200
+    assert shown == [{}, {"http.request.method": "GET", "url.path": "/healthz", "http.route": "/healthz"}]
+    (span,) = exported.get_finished_spans()  # the probe's was dropped
+    assert list(span.attributes)[:4] == ["http.request.method", "url.path", "http.route", "url.scheme"]
+    assert (span.attributes["url.path"], span.attributes["url.query"]) == ("/items/7", "q=1")
 
 
 def test_requests_that_carry_a_trace_context_are_left_to_the_sdk(monkeypatch) -> None:
