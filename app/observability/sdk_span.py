@@ -22,8 +22,9 @@ PlainValue = str | int | float | bool
 
 
 def set_plain_attributes(span: trace.Span, attributes: Mapping[str, PlainValue]) -> None:
-    """`span.set_attributes(attributes)` for non-empty string keys the span does not have yet and
-    values of those four types, which the SDK would keep unchanged."""
+    """`span.set_attributes(attributes)` for non-empty string keys and values of those four types,
+    which the SDK would keep unchanged. A key the span has already keeps its place in the dict
+    (the SDK would move it last); the value is the new one either way."""
     if type(span) is _SDK_SPAN:
         bounded = span._attributes
         if bounded.max_value_len is None and (
