@@ -91,98 +91,125 @@ def _scope(scope: InstrumentationScope | None) -> dict[str, Any]:
 class SpanEncoder:
     """Writes finished spans as OTLP/JSON, with secrets replaced on the way when given a redactor.
 
-    Redacting and encoding an attribute is one step, and for strings and integers its result is kept
-    by key and value: most of them repeat span after span (methods, routes, hosts, user agents,
-    statements, ports, status codes), so such an attribute costs a lookup. A key whose values keep
-    changing (request ids) stops being kept after `_VALUES_KEPT_PER_KEY` values; long values (stack
-    traces) and values the redactor changed (their secret would stay in memory) are never kept.
+    A span's fields are read from the SDK's own `ReadableSpan` without its properties and written
+    into one bytes template. Redacting and encoding a string attribute is one step whose result is
+    kept by key and value: most of them repeat span after span (methods, routes, hosts, user agents,
+    statements), so such an attribute costs one lookup in one comprehension. Integers are kept per
+    key apart from the strings (1, 1.0 and True are equal keys). A key whose values keep changing
+    (request ids) stops being kept after `_VALUES_KEPT_PER_KEY` values; long values (stack traces)
+    and values the redactor changed (their secret would stay in memory) are never kept.
     `redact_span` followed by the plain encoder writes the same bytes (tests/unit/observability/
     test_otlp_json.py).
     """
 
     def __init__(self, redactor: Redactor | None = None) -> None:
         self._redactor = redactor
-        # Strings and integers apart: 1 and True are equal keys of one dict.
-        self._kept: dict[str, Mapping[str, bytes]] = {}
+        self._kept: dict[tuple[str, str], bytes] = {}  # (key, string value): the attribute written
         self._kept_integers: dict[str, Mapping[int, bytes]] = {}
+        self._values_kept: dict[str, int] = {}  # per string key; _VARYING once its values keep changing
+        self._names: dict[str, bytes] = {}  # span and event names (few, repeating), written
 
     def encode(self, span: ReadableSpan) -> bytes:
-        return orjson.dumps(self.span(span))
-
-    def span(self, span: ReadableSpan) -> dict[str, Any]:
-        """The span as OTLP/JSON's `Span` object, its attributes already written."""
-        context = span.context
-        parent = span.parent
-        redactor = self._redactor
-        status = span.status
-        description = status.description or ""
-        encoded: dict[str, Any] = {
-            # to_bytes().hex() writes what format(id, "032x") does, with fewer instructions.
-            "traceId": context.trace_id.to_bytes(16, "big").hex(),
-            "spanId": context.span_id.to_bytes(8, "big").hex(),
-            "name": span.name if redactor is None else redactor.name(span.name),
-            "kind": span.kind.value + 1,  # the SDK counts from INTERNAL = 0, OTLP from UNSPECIFIED = 0
-            "startTimeUnixNano": str(span.start_time),
-            "endTimeUnixNano": str(span.end_time),
-            "attributes": self._attributes(attribute_dict(span)),
-            "flags": _flags(parent),
-            "status": {"code": status.status_code.value,
-                       "message": redactor.text(description) if redactor and description else description},
-        }
+        """The span as OTLP/JSON's `Span` object."""
+        if type(span) is ReadableSpan:  # the SDK's own class, whose properties return these fields
+            context, parent, status, kind = span._context, span._parent, span._status, span._kind
+            name, start, end = span._name, span._start_time, span._end_time
+            attributes, events, links = span._attributes, span._events, span._links
+            dropped = (getattr(attributes, "dropped", 0), getattr(events, "dropped", 0),
+                       getattr(links, "dropped", 0))
+            attributes, events, links = (getattr(attributes, "_dict", attributes), getattr(events, "_dq", events),
+                                         getattr(links, "_dq", links))
+        else:  # a subclass (a redacted copy) may compute them
+            context, parent, status, kind = span.context, span.parent, span.status, span.kind
+            name, start, end = span.name, span.start_time, span.end_time
+            attributes, (events, links) = attribute_dict(span), events_and_links(span)
+            dropped = (span.dropped_attributes, span.dropped_events, span.dropped_links)
+        code, description = status.status_code._value_, status.description or ""
+        tail = b""
         if parent is not None:
-            encoded["parentSpanId"] = parent.span_id.to_bytes(8, "big").hex()
+            tail += b',"parentSpanId":"%016x"' % parent.span_id
         if context.trace_state:
-            encoded["traceState"] = context.trace_state.to_header()
-        events, links = events_and_links(span)
+            tail += b',"traceState":' + orjson.dumps(context.trace_state.to_header())
         if events:
-            encoded["events"] = [{"timeUnixNano": str(event.timestamp),
-                                  "name": event.name if redactor is None else redactor.name(event.name),
-                                  "attributes": self._attributes(attribute_dict(event)),
-                                  "droppedAttributesCount": event.dropped_attributes} for event in events]
+            tail += b',"events":[' + b",".join(map(self._event, events)) + b"]"
         if links:
-            encoded["links"] = [{"traceId": link.context.trace_id.to_bytes(16, "big").hex(),
-                                 "spanId": link.context.span_id.to_bytes(8, "big").hex(),
-                                 "attributes": self._attributes(attribute_dict(link)),
-                                 "droppedAttributesCount": link.dropped_attributes,
-                                 "flags": _flags(link.context)} for link in links]
-        for key, count in (("droppedAttributesCount", span.dropped_attributes),
-                           ("droppedEventsCount", span.dropped_events), ("droppedLinksCount", span.dropped_links)):
-            if count:
-                encoded[key] = count
-        return encoded
+            tail += b',"links":[' + b",".join(map(self._link, links)) + b"]"
+        if any(dropped):
+            tail += b"".join(b',"%s":%d' % pair for pair in zip(_DROPPED_COUNTS, dropped, strict=True) if pair[1])
+        return _SPAN % (
+            context.trace_id, context.span_id, self._name(name),
+            kind._value_ + 1,  # the SDK counts from INTERNAL = 0, OTLP from UNSPECIFIED = 0
+            start, end, self._attributes(attributes), _flags(parent),
+            _UNSET_STATUS if code == 0 and not description else orjson.dumps(
+                {"code": code, "message": self._redactor.text(description) if self._redactor else description}),
+            tail)
 
-    def _attributes(self, attributes: Mapping[str, Any] | None) -> orjson.Fragment:
+    def _event(self, event: Event) -> bytes:
+        return b'{"timeUnixNano":"%d","name":%s,"attributes":%s,"droppedAttributesCount":%d}' % (
+            event.timestamp, self._name(event.name), self._attributes(attribute_dict(event)),
+            event.dropped_attributes)
+
+    def _link(self, link: Link) -> bytes:
+        context = link.context
+        return b'{"traceId":"%032x","spanId":"%016x","attributes":%s,"droppedAttributesCount":%d,"flags":%d}' % (
+            context.trace_id, context.span_id, self._attributes(attribute_dict(link)), link.dropped_attributes,
+            _flags(context))
+
+    def _name(self, name: str) -> bytes:
+        written = self._names.get(name)
+        if written is None:
+            clean = name if self._redactor is None else self._redactor.name(name)
+            written = orjson.dumps(clean)
+            if clean == name and len(self._names) < _KEYS_KEPT:  # a name that held a secret stays unkept
+                self._names[name] = written
+        return written
+
+    def _attributes(self, attributes: Mapping[str, Any] | None) -> bytes:
         if not attributes:
-            return _NO_ATTRIBUTES
-        kept, kept_integers = self._kept, self._kept_integers
-        written = []
-        for key, value in attributes.items():
-            kind = type(value)
-            if kind is str:
-                written.append(kept.get(key, _NOTHING_KEPT).get(value) or self._keeping(kept, key, value))
-            elif kind is int:
-                written.append(kept_integers.get(key, _NOTHING_KEPT).get(value)
-                               or self._keeping(kept_integers, key, value))
-            else:
-                attribute = _attribute(key, value if self._redactor is None else self._redactor.attribute(key, value))
-                if attribute is not None:
-                    written.append(orjson.dumps(attribute))
-        return orjson.Fragment(b"[" + b",".join(written) + b"]")
+            return b"[]"
+        kept, missed = self._kept.get, self._missed
+        try:
+            written = [kept(item) or missed(item) for item in attributes.items()]
+        except TypeError:  # an unhashable value (a list in a plain mapping): no lookup for it
+            written = [missed(item) for item in attributes.items()]
+        if b"" in written:  # left out: a value OTLP has no type for
+            written = [attribute for attribute in written if attribute]
+        return b"[" + b",".join(written) + b"]"
 
-    def _keeping(self, kept: dict[str, Any], key: str, value: str | int) -> bytes:
-        """A string or integer attribute written, and kept for its next span within the bounds."""
+    def _missed(self, item: tuple[str, Any]) -> bytes:
+        """An attribute not found among the kept strings: written, and kept if worth it; b"" if left out."""
+        key, value = item
+        kind = type(value)
+        if kind is int:
+            return self._kept_integers.get(key, _NOTHING_KEPT).get(value) or self._keeping_integer(key, value)
+        clean = value if self._redactor is None else self._redactor.attribute(key, value)
+        attribute = _attribute(key, clean)
+        if attribute is None:
+            return b""
+        written = orjson.dumps(attribute)
+        # A value that held a secret stays unkept; so does a long one, and one of a key whose values vary.
+        if kind is str and clean == value and len(value) <= _LONGEST_VALUE_KEPT:
+            count = self._values_kept.get(key)
+            if count is None and len(self._values_kept) < _KEYS_KEPT:
+                count = 0
+            if count is not None and count >= 0:
+                self._values_kept[key] = count + 1 if count < _VALUES_KEPT_PER_KEY else _VARYING
+                if count < _VALUES_KEPT_PER_KEY:
+                    self._kept[item] = written
+        return written
+
+    def _keeping_integer(self, key: str, value: int) -> bytes:
         clean = value if self._redactor is None else self._redactor.attribute(key, value)
         written = orjson.dumps(_attribute(key, clean))
-        # A value that held a secret stays unkept; so does a long one.
-        if clean == value and (type(value) is int or len(value) <= _LONGEST_VALUE_KEPT):
-            values = kept.get(key)
-            if values is None and len(kept) < _KEYS_KEPT:
-                values = kept[key] = {}
+        if clean == value:
+            values = self._kept_integers.get(key)
+            if values is None and len(self._kept_integers) < _KEYS_KEPT:
+                values = self._kept_integers[key] = {}
             if isinstance(values, dict):
                 if len(values) < _VALUES_KEPT_PER_KEY:
                     values[value] = written
                 else:  # varying values: no longer kept
-                    kept[key] = _NOTHING_KEPT
+                    self._kept_integers[key] = _NOTHING_KEPT
         return written
 
 
@@ -259,13 +286,18 @@ def _value(value: Any) -> dict[str, Any]:
 
 
 _PLAIN = SpanEncoder()  # for spans given to the exporter unencoded: no redaction, as for any exporter
-_NO_ATTRIBUTES = orjson.Fragment(b"[]")
-_NOTHING_KEPT: Mapping[str, bytes] = MappingProxyType({})
+# OTLP/JSON's `Span` with the fields every span has; the optional ones follow in the last %s.
+_SPAN = (b'{"traceId":"%032x","spanId":"%016x","name":%s,"kind":%d,"startTimeUnixNano":"%d",'
+         b'"endTimeUnixNano":"%d","attributes":%s,"flags":%d,"status":%s%s}')
+_UNSET_STATUS = b'{"code":0,"message":""}'
+_DROPPED_COUNTS = (b"droppedAttributesCount", b"droppedEventsCount", b"droppedLinksCount")
 # Attribute names come from code (a few dozen). At most 128 x 128 values of 256 characters: about
 # 10 MB in the worst case, a few hundred KB in the sample service.
 _KEYS_KEPT = 128
 _VALUES_KEPT_PER_KEY = 128
 _LONGEST_VALUE_KEPT = 256
+_VARYING = -1
+_NOTHING_KEPT: Mapping[Any, bytes] = MappingProxyType({})
 
 
 class OtlpJsonSpanExporter(OTLPSpanExporter):

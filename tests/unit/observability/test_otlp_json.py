@@ -171,17 +171,21 @@ def test_spans_are_redacted_while_encoded_as_redact_span_then_encoding_would() -
 
 
 def test_what_the_encoder_keeps_is_bounded_and_keyed_by_type() -> None:
+    from observability.otlp_json import _VALUES_KEPT_PER_KEY, _VARYING
+
     encoder = SpanEncoder(REDACTOR)
     for span in _secret_bearing_spans(request_ids=300):
         encoder.encode(span)
-    kept = encoder._kept
-    assert dict(kept["request.id"]) == {}  # distinct every time: no longer kept
-    assert list(kept["http.request.method"]) == ["GET"]
-    assert "url.query" not in kept and "user.password" not in kept  # their values held a secret
-    assert not any(SECRET in value for values in kept.values() for value in values)
+    kept_keys = [key for key, _ in encoder._kept]
+    # Distinct every time: kept up to the bound, then no longer.
+    assert kept_keys.count("request.id") == _VALUES_KEPT_PER_KEY and encoder._values_kept["request.id"] == _VARYING
+    assert kept_keys.count("http.request.method") == 1 and ("http.request.method", "GET") in encoder._kept
+    assert "url.query" not in kept_keys and "user.password" not in kept_keys  # their values held a secret
+    assert not any(SECRET in value for _, value in encoder._kept)
+    assert not any(SECRET.encode() in written for written in [*encoder._kept.values(), *encoder._names.values()])
     assert "session.token" not in encoder._kept_integers  # a secret-named key: its value is redacted
     assert list(encoder._kept_integers["server.port"]) == [8000]
-    assert "server.port" not in kept  # strings and integers apart: 1 and True are equal keys
+    assert "server.port" not in kept_keys  # strings and integers apart: 1, 1.0 and True are equal keys
     provider = TracerProvider()
     memory = InMemorySpanExporter()
     provider.add_span_processor(SimpleSpanProcessor(memory))
@@ -190,6 +194,33 @@ def test_what_the_encoder_keeps_is_bounded_and_keyed_by_type() -> None:
     values = [json.loads(encoder.encode(span))["attributes"][0]["value"] for span in memory.get_finished_spans()]
     assert values == [{"stringValue": "1"}, {"intValue": "1"}, {"boolValue": True}, {"doubleValue": 1.0},
                       {"boolValue": True}, {"intValue": "1"}]
+
+
+def _server_spans(count: int) -> list[ReadableSpan]:
+    """Server spans as a service ends them: repeating methods, routes, ports and statuses, a distinct
+    request id each, and one key holding 1, True, 1.0 and False in turn (equal keys of a dict)."""
+    memory = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    tracer = provider.get_tracer("test")
+    for number in range(count):
+        route = ("/items", "/orders/<id>")[number % 2]
+        tracer.start_span(f"GET {route}", kind=SpanKind.SERVER, attributes={
+            "http.request.method": "GET", "http.route": route, "server.port": 8000,
+            "request.id": f"{number:032x}", "http.response.status_code": (200, 404, 500)[number % 3],
+            "retried": (1, True, 1.0, False)[number % 4]}).end()
+    return list(memory.get_finished_spans())
+
+
+def test_attributes_written_from_what_the_encoder_kept_are_what_upstream_encodes() -> None:
+    from observability.otlp_json import _VARYING
+
+    spans = _server_spans(400)  # past the bound of request ids: they become varying
+    encoder = SpanEncoder(REDACTOR)
+    first = [encoder.encode(span) for span in spans]
+    assert encoder._values_kept["request.id"] == _VARYING
+    assert [encoder.encode(span) for span in spans] == first  # the second time from what was kept
+    assert parse_export(encode_spans([EncodedSpan(span, encoder) for span in spans])) == encode_protobuf(spans)
 
 
 def test_attributes_are_read_from_the_sdks_own_dict_of_spans_and_events() -> None:
@@ -243,8 +274,8 @@ def test_the_provider_redacts_and_encodes_each_span_on_the_thread_that_ends_it(m
     from observability import otlp_json
 
     encoding_threads: list[str] = []
-    encode_one = otlp_json.SpanEncoder.span
-    monkeypatch.setattr(otlp_json.SpanEncoder, "span", lambda self, span: encoding_threads.append(
+    encode_one = otlp_json.SpanEncoder.encode
+    monkeypatch.setattr(otlp_json.SpanEncoder, "encode", lambda self, span: encoding_threads.append(
         threading.current_thread().name) or encode_one(self, span))
     exporter = KeptBodies()
     provider = _json_provider(exporter, {"REDACT_KEYS": "pin"})
