@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 import secrets
+import sys
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -112,26 +113,35 @@ def init_request_id(app: Flask, tracing_enabled: bool, server_spans: ServerSpans
                 server_spans.end(ctx, error)
             context.deactivate(ctx.token)
 
-    # First before-request hook, last after-request and teardown hook (Flask runs those two lists
-    # in reverse): every other hook, the tracing instrumentation's included, sees the context.
-    app.before_request_funcs.setdefault(None, []).insert(0, open_context)
-    app.after_request_funcs.setdefault(None, []).insert(0, finish_response)
-    app.teardown_request_funcs.setdefault(None, []).insert(0, close_context)
-    _skip_coroutine_check(app, (open_context, finish_response, close_context))
+    _around_flasks_hooks(app, open_context, finish_response, close_context)
     return hooks
 
 
-def _skip_coroutine_check(app: Flask, own_hooks: tuple[Callable[..., Any], ...]) -> None:
-    """Flask asks `inspect` whether a hook is a coroutine function each time it calls the hook, five
-    calls deep; ours are plain functions, so they are handed back as they are. Compared by identity:
-    the hooks live as long as the app, and a view need not be hashable."""
-    own = frozenset(map(id, own_hooks))
-    ensure_sync = app.ensure_sync
+def _around_flasks_hooks(app: Flask, before: Callable[[], None], after: Callable[[Response], Response],
+                         teardown: Callable[[BaseException | None], None]) -> None:
+    """Runs `before` ahead of every before-request hook, `after` behind every after-request hook and
+    `teardown` behind every teardown hook (the tracing instrumentation's included), by wrapping the
+    app's methods that run Flask's hook lists. Registered as hooks instead, each would pay Flask's
+    per-call coroutine check, five calls deep in `inspect`, on every request."""
+    preprocess_request, process_response = app.preprocess_request, app.process_response
+    do_teardown_request = app.do_teardown_request
 
-    def ensure_sync_skipping_own(func: Callable[..., Any]) -> Callable[..., Any]:
-        return func if id(func) in own else ensure_sync(func)
+    def preprocess_request_after_before() -> Response | None:
+        before()
+        return preprocess_request()
 
-    app.ensure_sync = ensure_sync_skipping_own  # type: ignore[method-assign]
+    def process_response_then_after(response: Response) -> Response:
+        return after(process_response(response))
+
+    def do_teardown_request_then_teardown(*exc: BaseException | None) -> None:
+        try:
+            do_teardown_request(*exc)
+        finally:
+            teardown(exc[0] if exc else sys.exc_info()[1])  # Flask's own default
+
+    app.preprocess_request = preprocess_request_after_before  # type: ignore[method-assign]
+    app.process_response = process_response_then_after  # type: ignore[method-assign]
+    app.do_teardown_request = do_teardown_request_then_teardown  # type: ignore[method-assign]
 
 
 def _span_attribute_setter() -> Callable[[str], Any]:
