@@ -45,9 +45,12 @@ class EncodedSpan:
     __slots__ = ("context", "instrumentation_scope", "json", "resource")
 
     def __init__(self, span: ReadableSpan, encoder: SpanEncoder | None = None) -> None:
-        self.context = span.context
-        self.resource = span.resource
-        self.instrumentation_scope = span.instrumentation_scope
+        if type(span) is ReadableSpan:  # the SDK's own class, whose properties return these fields
+            self.context, self.resource, self.instrumentation_scope = (
+                span._context, span._resource, span._instrumentation_scope)
+        else:
+            self.context, self.resource, self.instrumentation_scope = (
+                span.context, span.resource, span.instrumentation_scope)
         self.json = (encoder or _PLAIN).encode(span)
 
 
@@ -332,6 +335,8 @@ class EncodingSpanProcessor(BatchSpanProcessor):
     def __init__(self, exporter: OtlpJsonSpanExporter, encoder: SpanEncoder) -> None:
         super().__init__(exporter)
         self._encoder = encoder
+        # The batch processor's own `on_end` checks again that the span is sampled, then queues it.
+        self._enqueue = getattr(getattr(self, "_batch_processor", None), "emit", None) or super().on_end
 
     def on_end(self, span: ReadableSpan) -> None:
         if not (span.context and span.context.trace_flags.sampled):
@@ -341,4 +346,4 @@ class EncodingSpanProcessor(BatchSpanProcessor):
         except Exception:  # a span is never worth a request: this one is left out, and said so
             _logger.exception("span %r left out of the export: it could not be encoded", span.name)
             return
-        super().on_end(encoded)  # type: ignore[arg-type]  # the processor reads only its context
+        self._enqueue(encoded)  # type: ignore[arg-type]  # the processor reads only its context

@@ -293,6 +293,17 @@ def test_the_provider_redacts_and_encodes_each_span_on_the_thread_that_ends_it(m
         "card_pin": "[REDACTED]", "n": 1}
 
 
+def test_the_processor_queues_into_the_sdks_batch_processor_directly() -> None:
+    # The SDK renaming its internals would silently cost each span a second sampled check: fail here instead.
+    from observability.otlp_json import EncodingSpanProcessor
+
+    processor = EncodingSpanProcessor(KeptBodies(), SpanEncoder())
+    try:
+        assert processor._enqueue == processor._batch_processor.emit
+    finally:
+        processor.shutdown()
+
+
 def test_a_span_that_cannot_be_encoded_is_left_out_and_logged_and_the_others_are_sent(installed_providers,
                                                                                         caplog) -> None:
     exporter = KeptBodies()
