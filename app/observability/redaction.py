@@ -36,6 +36,7 @@ _KNOWN_SECRET_MIN_CHARS = 8
 # Shorter bound values (ids, flags, 'USD') would mangle the message they were looked for in.
 _BOUND_VALUE_MIN_CHARS = 4
 _CLEAN_TEXT_CACHE_SIZE = 4096  # span attribute values already scrubbed, emptied when full
+_SCRUBBERS_KEPT = 4096
 _USERINFO_PASSWORD = re.compile(r"^([a-z][a-z0-9+.-]*://[^/?#@:]*:)[^/?#@]*@", re.IGNORECASE)
 
 
@@ -45,6 +46,7 @@ class Redactor:
         self._assignment = _assignment_pattern(self._words)
         self._verdicts: dict[str, bool] = {}  # field names come from code: a small, fixed set
         self._clean_attribute_texts: dict[tuple[str, str], str] = {}
+        self._scrubbers: dict[str, Callable[[str], str]] = {}  # per attribute name (from code: few)
         # Longest first: a secret that contains another is replaced whole.
         self._known = tuple(sorted({s for s in known_secrets if len(s) >= _KNOWN_SECRET_MIN_CHARS},
                                    key=len, reverse=True))
@@ -76,7 +78,7 @@ class Redactor:
 
     def text(self, text: str) -> str:
         """Free text with `secret=value` assignments and known secrets replaced."""
-        return self._assignments(self._known_secrets(text))
+        return self._assignments(self._known_secrets(text) if self._known else text)
 
     def _known_secrets(self, text: str) -> str:
         for secret in self._known:
@@ -117,6 +119,8 @@ class Redactor:
     def attribute(self, key: str, value: Any) -> Any:
         """One span attribute's value with secrets replaced, nothing cached (the OTLP/JSON encoding
         keeps what it encoded)."""
+        if type(value) is str:  # most are: one lookup of how this key's text is cleaned
+            return (self._scrubbers.get(key) or self._scrubber(key))(value)
         return self._clean_attribute(key, value, self._scrub_attribute_text)
 
     def _clean_attribute(self, key: str, value: Any, scrub: Callable[[str, str], str]) -> Any:
@@ -151,11 +155,28 @@ class Redactor:
         return clean
 
     def _scrub_attribute_text(self, key: str, value: str) -> str:
-        if key.endswith(_QUERY_ATTRIBUTE_SUFFIX):
-            return self.query(self._known_secrets(value))
-        if key.endswith(_URL_ATTRIBUTE_SUFFIXES):
-            return self.url(value)
-        return self.text(value)
+        return (self._scrubbers.get(key) or self._scrubber(key))(value)
+
+    def _scrubber(self, key: str) -> Callable[[str], str]:
+        """How the text of attribute `key` is cleaned, by its name: decided once per name."""
+        if self.is_secret_key(key):
+            scrubber = _redacted
+        elif key.endswith(_QUERY_ATTRIBUTE_SUFFIX):
+            scrubber = self._query_text
+        elif key.endswith(_URL_ATTRIBUTE_SUFFIXES):
+            scrubber = self.url
+        else:
+            scrubber = self.text
+        if len(self._scrubbers) < _SCRUBBERS_KEPT:
+            self._scrubbers[key] = scrubber
+        return scrubber
+
+    def _query_text(self, query: str) -> str:
+        return self.query(self._known_secrets(query))
+
+
+def _redacted(_: str) -> str:
+    return REDACTED
 
 
 class RedactingFilter(logging.Filter):
