@@ -54,7 +54,8 @@ class ServerSpans:
         environ = req.environ
         provider = trace.get_tracer_provider()
         new_traces = getattr(provider, "new_traces", None)
-        if (new_traces is not None and self._commenter_framework is None and not self._carries_trace_context(environ)
+        carries_trace_context = self._carries_trace_context(environ)
+        if (new_traces is not None and self._commenter_framework is None and not carries_trace_context
                 and self._new_trace_unsampled(ctx, environ, new_traces)):
             return
         raw_method = environ.get("REQUEST_METHOD", "")
@@ -68,7 +69,8 @@ class ServerSpans:
         attributes: dict[str, Any] = {"http.request.method": method, "url.path": environ.get("PATH_INFO") or "/"}
         if route is not None:
             attributes["http.route"] = route
-        parent = propagate.extract(environ, getter=wsgi_getter)
+        # Without any of the propagator's headers it would extract an empty context.
+        parent = propagate.extract(environ, getter=wsgi_getter) if carries_trace_context else Context()
         given = _for_sampler(provider, attributes)
         span = self._tracer.start_span(name, parent, SpanKind.SERVER, given)
         if span.is_recording():
