@@ -31,6 +31,7 @@ HEADER = "X-Request-ID"
 SPAN_ATTRIBUTE = "request.id"
 _SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@-]{7,127}")
 _MAX_USER_AGENT = 512
+_NOT_GIVEN: Any = object()  # Flask's own default for a teardown's error: the one being handled
 
 StartHook = Callable[[RequestContext], None]
 ResponseHook = Callable[[RequestContext, Request, Response], None]
@@ -113,11 +114,11 @@ def init_request_id(app: Flask, tracing_enabled: bool, server_spans: ServerSpans
                 server_spans.end(ctx, error)
             context.deactivate(ctx.token)
 
-    _around_flasks_hooks(app, open_context, finish_response, close_context)
+    _around_flask_hooks(app, open_context, finish_response, close_context)
     return hooks
 
 
-def _around_flasks_hooks(app: Flask, before: Callable[[], None], after: Callable[[Response], Response],
+def _around_flask_hooks(app: Flask, before: Callable[[], None], after: Callable[[Response], Response],
                          teardown: Callable[[BaseException | None], None]) -> None:
     """Runs `before` ahead of every before-request hook, `after` behind every after-request hook and
     `teardown` behind every teardown hook (the tracing instrumentation's included), by wrapping the
@@ -133,11 +134,13 @@ def _around_flasks_hooks(app: Flask, before: Callable[[], None], after: Callable
     def process_response_then_after(response: Response) -> Response:
         return after(process_response(response))
 
-    def do_teardown_request_then_teardown(*exc: BaseException | None) -> None:
+    def do_teardown_request_then_teardown(exc: BaseException | None = _NOT_GIVEN) -> None:
+        if exc is _NOT_GIVEN:
+            exc = sys.exc_info()[1]
         try:
-            do_teardown_request(*exc)
+            do_teardown_request(exc)
         finally:
-            teardown(exc[0] if exc else sys.exc_info()[1])  # Flask's own default
+            teardown(exc)
 
     app.preprocess_request = preprocess_request_after_before  # type: ignore[method-assign]
     app.process_response = process_response_then_after  # type: ignore[method-assign]

@@ -107,3 +107,42 @@ def test_an_unhashable_view_is_still_served(make_config) -> None:
     app.add_url_rule("/view", "view", _UnhashableView())
     response = app.test_client().get("/view")
     assert (response.status_code, response.text) == (200, "served")
+
+
+def test_the_context_opens_before_every_hook_and_closes_after_every_teardown_with_its_error(make_config) -> None:
+    from observability import context
+
+    app = Flask(__name__)
+    init_observability(app, config=make_config())
+    seen: list[tuple[str, bool, object]] = []
+
+    @app.before_request
+    def users_before() -> None:
+        seen.append(("before", context.current() is not None, None))
+
+    @app.after_request
+    def users_after(response: Any) -> Any:
+        seen.append(("after", "X-Request-ID" in response.headers, None))  # the id is set after every hook
+        return response
+
+    @app.teardown_request
+    def users_teardown(error: BaseException | None) -> None:
+        seen.append(("teardown", context.current() is not None, error))
+
+    @app.get("/boom")
+    def boom() -> str:
+        raise LookupError("gone")
+
+    app.config["PROPAGATE_EXCEPTIONS"] = False
+    assert app.test_client().get("/boom").status_code == 500
+    assert [(step, open_or_set) for step, open_or_set, _ in seen] == [("before", True), ("after", False),
+                                                                      ("teardown", True)]
+    assert context.current() is None  # closed after the last teardown hook
+    with app.test_request_context("/"):
+        try:
+            raise KeyError("handled")
+        except KeyError as error:
+            app.preprocess_request()
+            app.do_teardown_request()  # no error given: the one being handled, as Flask's own default
+            assert seen[-1] == ("teardown", True, error)
+    assert context.current() is None
