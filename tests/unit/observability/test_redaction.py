@@ -102,6 +102,21 @@ def test_span_attributes_are_redacted_by_name_url_and_text() -> None:
     assert attributes["http.target"].endswith(SECRET)  # the original is left alone
 
 
+@pytest.mark.parametrize(("key", "value", "expected"), [
+    ("url.query", f"limit=5&pass%77ord={SECRET}", f"limit=5&pass%77ord={REDACTED}"),  # only the query rule decodes
+    ("http.target", f"/x?pass%77ord={SECRET}", f"/x?pass%77ord={REDACTED}"),          # nor does free text's
+    ("exception.message", f"failed password={SECRET}", f"failed password={REDACTED}"),
+    ("user.password", "plain", REDACTED),
+    ("session.token", 1234, REDACTED),
+    ("http.route", "/x?pass%77ord=kept", "/x?pass%77ord=kept"),  # not a URL attribute: text rule only
+])
+def test_each_attribute_is_cleaned_by_the_rule_its_name_picks_one_value_or_many(key, value, expected) -> None:
+    redactor = Redactor(ObservabilityConfig().redact_keys)
+    for _ in range(2):  # the second time by the rule kept for the name
+        assert redactor.attribute(key, value) == expected
+        assert (redactor.attributes({key: value}) or {key: value})[key] == expected
+
+
 def test_attributes_without_secrets_are_not_copied() -> None:
     assert DEFAULT.attributes({"http.target": "/api/episodes?limit=5", "http.method": "GET"}) is None
     assert DEFAULT.attributes(None) is None
