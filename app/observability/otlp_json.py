@@ -163,7 +163,7 @@ class SpanEncoder:
         if written is None:
             clean = name if self._redactor is None else self._redactor.name(name)
             written = orjson.dumps(clean)
-            if clean == name and len(self._names) < _KEYS_KEPT:  # a name that held a secret stays unkept
+            if clean == name and len(self._names) < _NAMES_KEPT:  # a name that held a secret stays unkept
                 self._names[name] = written
         return written
 
@@ -191,15 +191,22 @@ class SpanEncoder:
             return b""
         written = orjson.dumps(attribute)
         # A value that held a secret stays unkept; so does a long one, and one of a key whose values vary.
-        if kind is str and clean == value and len(value) <= _LONGEST_VALUE_KEPT:
-            count = self._values_kept.get(key)
-            if count is None and len(self._values_kept) < _KEYS_KEPT:
-                count = 0
-            if count is not None and count >= 0:
-                self._values_kept[key] = count + 1 if count < _VALUES_KEPT_PER_KEY else _VARYING
-                if count < _VALUES_KEPT_PER_KEY:
-                    self._kept[item] = written
+        if (kind is str and clean == value and len(value) <= _LONGEST_VALUE_KEPT
+                and self._values_kept.get(key) != _VARYING):
+            self._keep_string(item, written)
         return written
+
+    def _keep_string(self, item: tuple[str, str], written: bytes) -> None:
+        """Kept for the next span while its key has kept fewer than `_VALUES_KEPT_PER_KEY` values."""
+        key = item[0]
+        count = self._values_kept.get(key, 0 if len(self._values_kept) < _KEYS_KEPT else _VARYING)
+        if count == _VARYING:
+            return
+        if count < _VALUES_KEPT_PER_KEY:
+            self._kept[item] = written
+            self._values_kept[key] = count + 1
+        else:
+            self._values_kept[key] = _VARYING
 
     def _keeping_integer(self, key: str, value: int) -> bytes:
         clean = value if self._redactor is None else self._redactor.attribute(key, value)
@@ -300,6 +307,7 @@ _KEYS_KEPT = 128
 _VALUES_KEPT_PER_KEY = 128
 _LONGEST_VALUE_KEPT = 256
 _VARYING = -1
+_NAMES_KEPT = 128  # span and event names: routes and operations, a few dozen
 _NOTHING_KEPT: Mapping[Any, bytes] = MappingProxyType({})
 
 
