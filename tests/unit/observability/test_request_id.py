@@ -146,3 +146,18 @@ def test_the_context_opens_before_every_hook_and_closes_after_every_teardown_wit
             app.do_teardown_request()  # no error given: the one being handled, as Flask's own default
             assert seen[-1] == ("teardown", True, error)
     assert context.current() is None
+
+
+@pytest.mark.parametrize("set_by_view", [[], ["x-request-id"], ["X-Request-ID", "X-REQUEST-ID"]])
+def test_the_echoed_id_replaces_any_the_view_set(make_config, set_by_view: list[str]) -> None:
+    app = Flask(__name__)
+    init_observability(app, config=make_config())
+
+    @app.get("/ok")
+    def ok() -> Any:
+        return "ok", 200, [("X-Before", "1"), *((name, "from-the-view") for name in set_by_view), ("X-After", "2")]
+
+    response = app.test_client().get("/ok", headers={"X-Request-ID": "given-by-the-client-1"})
+    assert response.headers.getlist("X-Request-ID") == ["given-by-the-client-1"]
+    assert [name for name, _ in response.headers if name in ("X-Before", "X-Request-ID", "X-After")] == (
+        ["X-Before", "X-Request-ID", "X-After"] if set_by_view else ["X-Before", "X-After", "X-Request-ID"])
