@@ -20,11 +20,11 @@ class RequestContext:
     def __init__(
         self,
         request_id: str,
-        *,
         method: str | None = None,
         path: str | None = None,
         ip: str | None = None,
         user_agent: str | None = None,
+        *,
         task_id: str | None = None,
         task_name: str | None = None,
     ) -> None:
