@@ -76,7 +76,7 @@ def init_request_id(app: Flask, tracing_enabled: bool, server_spans: ServerSpans
     def open_context() -> None:
         req = current_request()
         environ = req.environ
-        # Positional: a class called with keywords gets them as a dict (2,000 instructions a request).
+        # Positional: a class called with keywords gets them as a dict, built anew on every request.
         ctx = RequestContext(accept_or_generate(environ.get("HTTP_X_REQUEST_ID")), req.method, req.path,
                              req.remote_addr, environ.get("HTTP_USER_AGENT", "")[:_MAX_USER_AGENT])
         ctx.started = time.perf_counter()
