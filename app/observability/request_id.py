@@ -20,12 +20,13 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from flask import Flask, Request, Response, request
-from werkzeug.datastructures import Headers
 
 from observability import context
 from observability.context import RequestContext
 
 if TYPE_CHECKING:
+    from werkzeug.datastructures import Headers
+
     from observability.server_spans import ServerSpans
 
 HEADER = "X-Request-ID"
