@@ -9,9 +9,12 @@ failure records (the trace exporter logs several per failed batch while its coll
 
 from __future__ import annotations
 
+import functools
 import logging
+import os
 import threading
 import time
+import weakref
 from collections.abc import Callable, Hashable
 from typing import TypeVar
 
@@ -89,12 +92,23 @@ def throttle_logger(name: str, interval_seconds: float) -> ThrottledLogFilter:
 
 class GuardedRedis:
     def __init__(self, url: str, warnings: ThrottledWarning, timeout_seconds: float = 0.5) -> None:
-        self.client = redis.Redis.from_url(
-            url, socket_timeout=timeout_seconds, socket_connect_timeout=timeout_seconds,
-            retry_on_timeout=False, health_check_interval=30, decode_responses=True,
-        )
+        self._url, self._timeout = url, timeout_seconds
+        self.client = self._new_client()
         self._warnings = warnings
         self._closed_until = 0.0
+        # A forked child gets a pool of its own. It would inherit the parent's pool with its lock as it
+        # was at the fork: held, when gunicorn's master was counting active users for a scrape, and
+        # redis-py's own reset after a fork waits for that lock forever.
+        os.register_at_fork(after_in_child=functools.partial(_renew_after_fork, weakref.ref(self)))
+
+    def _new_client(self) -> redis.Redis:
+        return redis.Redis.from_url(
+            self._url, socket_timeout=self._timeout, socket_connect_timeout=self._timeout,
+            retry_on_timeout=False, health_check_interval=30, decode_responses=True,
+        )
+
+    def _renew(self) -> None:
+        self.client = self._new_client()
 
     def run(self, purpose: str, call: Callable[[redis.Redis], T]) -> T | None:
         """`call(client)`, or None when Redis is failing (then logged, throttled)."""
@@ -106,3 +120,9 @@ class GuardedRedis:
             self._closed_until = time.monotonic() + _CIRCUIT_OPEN_SECONDS
             self._warnings.warn("redis", f"redis unavailable, {purpose} skipped", error)
             return None
+
+
+def _renew_after_fork(guarded: weakref.ref[GuardedRedis]) -> None:
+    alive = guarded()  # the hook outlives the instance: fork hooks cannot be unregistered
+    if alive is not None:
+        alive._renew()

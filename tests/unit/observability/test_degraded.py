@@ -4,6 +4,7 @@ failure records (the trace exporter's) throttled the same way."""
 from __future__ import annotations
 
 import logging
+import os
 import time
 from typing import Any
 
@@ -76,3 +77,16 @@ def test_throttle_logger_installs_one_filter_however_often_it_is_called() -> Non
     assert throttle_logger(name, 60) is first
     assert logging.getLogger(name).filters == [first]
     logging.getLogger(name).removeFilter(first)
+
+
+def test_a_forked_child_gets_a_pool_of_its_own_even_while_the_parents_lock_is_held(dead_redis_url) -> None:
+    guarded = GuardedRedis(dead_redis_url, ThrottledWarning(logging.getLogger("test"), 60))
+    inherited = guarded.client
+    with inherited.connection_pool._lock:  # as a scrape in gunicorn's master holds it while a worker forks
+        pid = os.fork()
+        if pid == 0:  # the child: exit status 0 only with a new client whose pool's lock is free
+            fresh = guarded.client is not inherited and guarded.client.connection_pool._lock.acquire(timeout=1)
+            os._exit(0 if fresh else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert guarded.client is inherited  # the parent keeps its own
