@@ -10,11 +10,11 @@ import logging
 import os
 import threading
 import time
-import weakref
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
+from observability import process
 from observability.alert_transports import Alert
 
 _logger = logging.getLogger("observability.notifications")
@@ -101,13 +101,7 @@ class AlertOutbox:
         self._retry_seconds = retry_seconds
         self._pending: dict[str, tuple[Alert, tuple[str, ...], float]] = {}
         self._after_fork()
-        reset = weakref.WeakMethod(self._after_fork)  # a fork hook must not keep the outbox alive
-
-        def after_fork_in_child() -> None:
-            if (method := reset()) is not None:
-                method()
-
-        os.register_at_fork(after_in_child=after_fork_in_child)
+        process.in_each_forked_child(self._after_fork)
 
     def _after_fork(self) -> None:
         self._lock = threading.Lock()

@@ -9,16 +9,15 @@ failure records (the trace exporter logs several per failed batch while its coll
 
 from __future__ import annotations
 
-import functools
 import logging
-import os
 import threading
 import time
-import weakref
 from collections.abc import Callable, Hashable
 from typing import TypeVar
 
 import redis
+
+from observability import process
 
 T = TypeVar("T")
 _CIRCUIT_OPEN_SECONDS = 2.0
@@ -99,7 +98,7 @@ class GuardedRedis:
         # A forked child gets a pool of its own. It would inherit the parent's pool with its lock as it
         # was at the fork: held, when gunicorn's master was counting active users for a scrape, and
         # redis-py's own reset after a fork waits for that lock forever.
-        os.register_at_fork(after_in_child=functools.partial(_renew_after_fork, weakref.ref(self)))
+        process.in_each_forked_child(self._renew)
 
     def _new_client(self) -> redis.Redis:
         return redis.Redis.from_url(
@@ -120,9 +119,3 @@ class GuardedRedis:
             self._closed_until = time.monotonic() + _CIRCUIT_OPEN_SECONDS
             self._warnings.warn("redis", f"redis unavailable, {purpose} skipped", error)
             return None
-
-
-def _renew_after_fork(guarded: weakref.ref[GuardedRedis]) -> None:
-    alive = guarded()  # the hook outlives the instance: fork hooks cannot be unregistered
-    if alive is not None:
-        alive._renew()

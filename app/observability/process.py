@@ -4,10 +4,13 @@ gunicorn (with `preload_app`) and Celery's prefork pool import the application i
 and fork workers from it. Exporter threads and sockets must be created in each worker, not in the
 parent, so their start is queued: `defer_until_fork()` in the parent, `after_fork()` in each child.
 A process that never forks (tests, `flask run`, scripts) starts everything at once.
+`in_each_forked_child` is for state that every child needs anew (locks, connection pools).
 """
 
 from __future__ import annotations
 
+import os
+import weakref
 from collections.abc import Callable
 
 _pending: list[Callable[[], None]] = []
@@ -32,3 +35,17 @@ def start(callback: Callable[[], None]) -> None:
         _pending.append(callback)
     else:
         callback()
+
+
+def in_each_forked_child(method: Callable[[], None]) -> None:
+    """Calls the bound `method` in every child forked from now on, while its object lives.
+
+    A fork hook cannot be unregistered, so it holds the object only through a weak reference.
+    """
+    reference = weakref.WeakMethod(method)
+
+    def call_in_child() -> None:
+        if (alive := reference()) is not None:
+            alive()
+
+    os.register_at_fork(after_in_child=call_in_child)
