@@ -94,16 +94,15 @@ def tracer_provider(otlp_sink: OtlpSink) -> Any:
     from opentelemetry import trace
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
     from opentelemetry.sdk.resources import Resource
-    from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor
     from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
     from observability.config import ObservabilityConfig
-    from observability.tracing import build_sampler
+    from observability.tracing import ProcessTracerProvider
 
-    # The sampler production builds, at 100 %: it is what keeps the probes out of traces.
-    sampler = build_sampler("parentbased_always_on", "", ObservabilityConfig().access_log_excluded_paths)
-    provider = TracerProvider(resource=Resource.create({"service.name": "episodes-api"}), sampler=sampler)
+    # The provider production builds, at 100 %: its sampler keeps the probes out of traces.
+    provider = ProcessTracerProvider(ObservabilityConfig(traces_sampler="parentbased_always_on"),
+                                     Resource.create({"service.name": "episodes-api"}))
     provider.in_memory = InMemorySpanExporter()
     provider.add_span_processor(SimpleSpanProcessor(provider.in_memory))
     provider.add_span_processor(SimpleSpanProcessor(OTLPSpanExporter(endpoint=f"{otlp_sink.url}/v1/traces")))

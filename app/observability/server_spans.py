@@ -7,7 +7,8 @@ profile). This path starts the span in the request's first hook with the few att
 reads (method, path, route) and adds the rest only to a span that records. A request that carries no
 trace context starts a new trace, which the process's sampler decides by its path and trace id alone
 (`tracing.NewTraceSampling`): one it does not sample gets the SDK's non-recording span without any of
-the SDK's work, 46 % fewer instructions than its trace context cost (bench/README.md). Its spans are
+the SDK's work, 46 % fewer instructions than its trace context cost (bench/README.md), and one it
+samples the SDK's span without the SDK's tracer asking the sampler again (`sdk_span.SampledSpans`). Its spans are
 checked against the upstream instrumentation's for the same requests (tests/unit/observability/
 test_server_spans.py); `TRACE_SERVER_SPANS=upstream` switches back to it.
 
@@ -31,6 +32,7 @@ from observability.context import RequestContext
 from observability.sdk_span import set_plain_attributes
 
 if TYPE_CHECKING:
+    from observability.sdk_span import SampledSpans
     from observability.tracing import NewTraceSampling
 
 # RFC 9110 and 5789 methods; others are reported as `_OTHER`, as the conventions ask.
@@ -38,6 +40,8 @@ _KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "
                             "QUERY"})
 # The key the SQLAlchemy instrumentation's commenter reads the framework's tags from.
 _SQLCOMMENTER_KEY = "SQLCOMMENTER_ORM_TAGS_AND_VALUES"
+# What the propagator extracts from a request without its headers (a context is immutable).
+_NO_TRACE_CONTEXT = Context()
 
 
 class ServerSpans:
@@ -49,15 +53,19 @@ class ServerSpans:
         self._tracer = trace.get_tracer(__name__)
         self._commenter_framework = f"flask:{flask_version}" if sql_commenter else None
         self._context_keys: tuple[object, tuple[str, ...]] = (None, ())  # (propagator, the environ keys it reads)
+        self._new_trace: tuple[object, tuple[NewTraceSampling, SampledSpans] | None] = (None, None)  # per provider
 
     def start(self, ctx: RequestContext, req: Request) -> None:
         environ = req.environ
         provider = trace.get_tracer_provider()
-        new_traces = getattr(provider, "new_traces", None)
         carries_trace_context = self._carries_trace_context(environ)
-        if (new_traces is not None and self._commenter_framework is None and not carries_trace_context
-                and self._new_trace_unsampled(ctx, environ, new_traces)):
-            return
+        sampled_root = None
+        if not carries_trace_context and self._commenter_framework is None:
+            new_trace = self._new_trace_sampling(provider)
+            if new_trace is not None:
+                sampled_root = _decide_new_trace(ctx, environ, *new_trace)
+                if sampled_root is None:
+                    return  # not sampled: its non-recording span is current
         raw_method = environ.get("REQUEST_METHOD", "")
         method = raw_method.upper()
         if method not in _KNOWN_METHODS:
@@ -69,10 +77,16 @@ class ServerSpans:
         attributes: dict[str, Any] = {"http.request.method": method, "url.path": environ.get("PATH_INFO") or "/"}
         if route is not None:
             attributes["http.route"] = route
-        # Without any of the propagator's headers it would extract an empty context.
-        parent = propagate.extract(environ, getter=wsgi_getter) if carries_trace_context else Context()
-        given = _for_sampler(provider, attributes)
-        span = self._tracer.start_span(name, parent, SpanKind.SERVER, given)
+        given = None
+        if sampled_root is not None:  # the SDK's span, started as its tracer would, the sampler not asked again
+            parent = _NO_TRACE_CONTEXT
+            spans, trace_id = sampled_root
+            span = spans.start_root(name, SpanKind.SERVER, trace_id, parent)
+        else:
+            # Without any of the propagator's headers it would extract an empty context.
+            parent = propagate.extract(environ, getter=wsgi_getter) if carries_trace_context else _NO_TRACE_CONTEXT
+            given = _for_sampler(provider, attributes)
+            span = self._tracer.start_span(name, parent, SpanKind.SERVER, given)
         if span.is_recording():
             if given is None:
                 attributes.update(_request_attributes(environ, raw_method, method))
@@ -94,21 +108,16 @@ class ServerSpans:
             self._context_keys = (propagator, keys)
         return not environ.keys().isdisjoint(keys)
 
-    @staticmethod
-    def _new_trace_unsampled(ctx: RequestContext, environ: dict[str, Any], new_traces: NewTraceSampling) -> bool:
-        """Decides a request that starts a trace before any span work: True when it is not sampled,
-        and its non-recording span, as the SDK would make it, is current; else the trace id drawn
-        here goes to the SDK's span."""
-        ids = new_traces.ids
-        trace_id = ids.generate_trace_id()
-        if new_traces.sampled(trace_id, environ.get("PATH_INFO") or "/"):
-            ids.hand_over(trace_id)
-            return False
-        span = NonRecordingSpan(SpanContext(trace_id, ids.generate_span_id(), False, new_traces.flags))
-        ctx.span = span
-        # On an empty context, as the SDK path's on what the propagator extracted from no header.
-        ctx.span_token = context.attach(trace.set_span_in_context(span, Context()))
-        return True
+    def _new_trace_sampling(self, provider: object) -> tuple[NewTraceSampling, SampledSpans] | None:
+        """How the process's own provider decides and starts a new trace's server span itself; None
+        for another provider, and where the SDK is disabled or its span cannot be started directly."""
+        known, new_trace = self._new_trace
+        if provider is not known:
+            new_traces = getattr(provider, "new_traces", None)
+            spans = provider.sampled_spans(__name__) if new_traces is not None else None  # type: ignore[attr-defined]
+            new_trace = (new_traces, spans) if spans is not None else None
+            self._new_trace = (provider, new_trace)
+        return new_trace
 
     def finish(self, ctx: RequestContext, response: Response) -> None:
         span = ctx.span
@@ -141,6 +150,21 @@ class ServerSpans:
         if route:
             tags["route"] = route
         return tags
+
+
+def _decide_new_trace(ctx: RequestContext, environ: dict[str, Any], new_traces: NewTraceSampling,
+                      spans: SampledSpans) -> tuple[SampledSpans, int] | None:
+    """Draws the trace id of a request that starts a trace and decides it: None when it is not
+    sampled, and the non-recording span the SDK would make for it is then current; else what starts
+    its span, and the trace id."""
+    trace_id = new_traces.ids.generate_trace_id()
+    if new_traces.sampled(trace_id, environ.get("PATH_INFO") or "/"):
+        return spans, trace_id
+    span = NonRecordingSpan(SpanContext(trace_id, new_traces.ids.generate_span_id(), False, new_traces.flags))
+    ctx.span = span
+    # On an empty context, as the SDK path's on what the propagator extracted from no header.
+    ctx.span_token = context.attach(trace.set_span_in_context(span, _NO_TRACE_CONTEXT))
+    return None
 
 
 def _span_name(method: str, route: str | None) -> str:

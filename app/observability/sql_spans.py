@@ -7,7 +7,8 @@ URL's attributes, the semantic-convention modes, whether instrumentation is supp
 and leaves the span's context and sets the attributes one at a time, and the 90 % of statements a
 production sampler drops pay for most of it. This path works the engine's attributes out once, hands
 each span its attributes as it starts, starts none under a caller that was not sampled when the
-sampler follows the parent, and hooks the dialect rather than the engine (observability.statement_hooks;
+sampler follows the parent (and, under one that was, the SDK's span without asking the sampler:
+`sdk_span.SampledSpans`), and hooks the dialect rather than the engine (observability.statement_hooks;
 bench/README.md, "Where the time went", has the counts). Its spans are checked against upstream's
 for the same statements (tests/unit/observability/test_sql_spans.py); `TRACE_SQL_SPANS=upstream`
 switches back to it.
@@ -36,11 +37,11 @@ import sqlalchemy
 from opentelemetry import context, trace
 from opentelemetry.instrumentation.sqlcommenter_utils import _add_sql_comment
 from opentelemetry.instrumentation.utils import _get_opentelemetry_values, is_instrumentation_enabled
-from opentelemetry.trace import SpanKind, Status, StatusCode
+from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 
-from observability.sdk_span import set_plain_attributes
+from observability.sdk_span import SampledSpans, set_plain_attributes
 from observability.statement_hooks import Execute, add_statement_hook
 
 _SPAN = "_observability_sql_span"  # on a failed statement's execution context, for `_fail`
@@ -54,6 +55,7 @@ class SqlSpans:
     def __init__(self, engine: Engine, *, sql_commenter: bool = False, parent_decides: bool = False) -> None:
         # A proxy until this process's provider exists (it is created after fork).
         self._tracer = trace.get_tracer(__name__)
+        self._sampled: tuple[object, SampledSpans | None] = (None, None)  # per provider
         # With a parent-based sampler, a statement under a span that was not sampled is not sampled
         # either: then no span is started at all, rather than one the sampler is asked to drop.
         self._parent_decides = parent_decides
@@ -82,13 +84,14 @@ class SqlSpans:
         event.listen(engine, "handle_error", _fail)
 
     def _traced_connect(self, connect: Callable[[], Connection]) -> Callable[[], Connection]:
-        tracer, attributes = self._tracer, self._connect_attributes
+        attributes = self._connect_attributes
 
         def traced_connect() -> Connection:
-            if self._skipped():
+            parent = self._parent()
+            if parent is None:
                 return connect()
             # What `start_as_current_span` does, without its two context managers.
-            span = tracer.start_span("connect", kind=SpanKind.CLIENT)
+            span = self._start_span("connect", parent)
             if span.is_recording():  # set after the start, as upstream does: the sampler never saw them
                 set_plain_attributes(span, attributes)
             token = context.attach(trace.set_span_in_context(span))
@@ -107,10 +110,11 @@ class SqlSpans:
 
     def _traced(self, execute: Execute, _executemany: bool) -> Execute:
         def traced_execute(cursor: Any, statement: str, parameters: Any, execution: Any) -> None:
-            if self._skipped():
+            parent = self._parent()
+            if parent is None:
                 execute(cursor, statement, parameters, execution)
                 return
-            span = self._start(cursor, statement)
+            span = self._start_statement(cursor, statement, parent)
             if self._commenter is not None and span.is_recording():
                 statement = _with_comment(span, statement, self._commenter)
             try:
@@ -125,27 +129,42 @@ class SqlSpans:
 
         return traced_execute
 
-    def _start(self, cursor: Any, statement: str) -> trace.Span:
+    def _start_statement(self, cursor: Any, statement: str, parent: SpanContext) -> trace.Span:
         info = _driver_info(cursor) if self._driver_names_database else None
         attributes = self._url_attributes
         if self._ask_driver:
             attributes = {**attributes, **_driver_attributes(info)}
         database = getattr(info, "dbname", None) if self._driver_names_database else self._url_database
         name = _span_name(statement, database, self._system)
-        span = self._tracer.start_span(name, kind=SpanKind.CLIENT)
+        span = self._start_span(name, parent)
         if span.is_recording():
             set_plain_attributes(span, {
                 **attributes, "db.statement": statement, "db.system": self._system, "db.operation": name})
         return span
 
-    def _skipped(self) -> bool:
-        """Whether to start no span: the parent was not sampled (and decides), or instrumentation is
-        suppressed."""
-        if self._parent_decides:
-            parent = trace.get_current_span().get_span_context()
-            if parent.is_valid and not parent.trace_flags.sampled:
-                return True
-        return not is_instrumentation_enabled()
+    def _parent(self) -> SpanContext | None:
+        """The current span's context, the parent of a span started now (invalid where there is
+        none); None where no span is to be started: the parent was not sampled (and decides), or
+        instrumentation is suppressed."""
+        parent = trace.get_current_span().get_span_context()
+        if self._parent_decides and parent.is_valid and not parent.trace_flags.sampled:
+            return None
+        return parent if is_instrumentation_enabled() else None
+
+    def _start_span(self, name: str, parent: SpanContext) -> trace.Span:
+        if parent.is_valid and parent.trace_flags.sampled:
+            spans = self._sampled_spans(trace.get_tracer_provider())
+            if spans is not None and spans.follows_sampled_parent:  # sampled already, as the sampler would say
+                return spans.start_child(name, SpanKind.CLIENT, parent)
+        return self._tracer.start_span(name, kind=SpanKind.CLIENT)
+
+    def _sampled_spans(self, provider: object) -> SampledSpans | None:
+        known, spans = self._sampled
+        if provider is not known:
+            sampled_spans = getattr(provider, "sampled_spans", None)  # the process's own provider's
+            spans = sampled_spans(__name__) if sampled_spans is not None else None
+            self._sampled = (provider, spans)
+        return spans
 
 
 def _with_comment(span: trace.Span, statement: str, tags: dict[str, str]) -> str:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import importlib.metadata
 import os
 import socket
-import threading
 import uuid
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -27,7 +26,7 @@ from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import Event, ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
-from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
+from opentelemetry.sdk.trace.id_generator import IdGenerator, RandomIdGenerator
 from opentelemetry.sdk.trace.sampling import (
     ALWAYS_OFF,
     ALWAYS_ON,
@@ -50,6 +49,7 @@ from observability.otlp_json import (
     events_and_links,
 )
 from observability.redaction import Redactor
+from observability.sdk_span import SampledSpans
 from observability.sql_spans import SqlSpans
 
 if TYPE_CHECKING:
@@ -107,36 +107,18 @@ class SkipPaths(Sampler):
 _TRACE_ID_LIMIT = TraceIdRatioBased.TRACE_ID_LIMIT
 
 
-class HandedTraceIds(RandomIdGenerator):
-    """The SDK's random ids, but for a trace id handed over for the next root span this thread starts:
-    the one `NewTraceSampling` drew and decided to sample."""
-
-    def __init__(self) -> None:
-        self._handed = threading.local()
-
-    def hand_over(self, trace_id: int) -> None:
-        self._handed.trace_id = trace_id
-
-    def generate_trace_id(self) -> int:
-        trace_id = getattr(self._handed, "trace_id", 0)
-        if trace_id:
-            self._handed.trace_id = 0
-            return trace_id
-        return super().generate_trace_id()
-
-
 class NewTraceSampling:
     """The process's sampler asked about a server span that starts a trace, without the SDK.
 
     `build_sampler`'s samplers decide such a span by its path (`SkipPaths`) and its trace id alone
     (`TraceIdRatioBased`'s rule; always on and always off are its two extremes), so a request that
     carries no trace context is decided before any span is built: one that is not sampled gets the
-    non-recording span the SDK would have made, with none of the SDK's work (`server_spans`); one
-    that is gets the SDK's span, on the trace id drawn here (`HandedTraceIds`). Requests that carry a
-    trace context, and every other span, are the SDK's to decide.
+    non-recording span the SDK would have made, with none of the SDK's work, and one that is gets the
+    SDK's span from `SampledSpans`, on the trace id drawn here (`server_spans`). Requests that carry
+    a trace context are the SDK's to decide.
     """
 
-    def __init__(self, name: str, argument: str, skipped_paths: tuple[str, ...], ids: HandedTraceIds) -> None:
+    def __init__(self, name: str, argument: str, skipped_paths: tuple[str, ...], ids: IdGenerator) -> None:
         root = name.removeprefix("parentbased_")
         bounds = {"always_on": _TRACE_ID_LIMIT + 1, "always_off": 0,
                   "traceidratio": TraceIdRatioBased.get_bound_for_rate(_ratio(argument))}
@@ -148,32 +130,33 @@ class NewTraceSampling:
         # What the SDK adds to a root span's flags (W3C Trace Context level 2): its ids are random.
         self.flags = TraceFlags(TraceFlags.RANDOM_TRACE_ID if ids.is_trace_id_random() else TraceFlags.DEFAULT)
 
-    @property
-    def samples_every_trace(self) -> bool:
-        return self._bound > _TRACE_ID_LIMIT
-
     def sampled(self, trace_id: int, path: str) -> bool:
         return trace_id & _TRACE_ID_LIMIT < self._bound and path not in self._skipped
 
 
 class ProcessTracerProvider(TracerProvider):
-    """The SDK's provider, with the `NewTraceSampling` of its sampler for the server spans to use.
-
-    `new_traces` is None where the SDK is disabled, and where every new trace is sampled: there it
-    would only add a step to every request (the probes, which it would spare the SDK, are few).
-    """
+    """The SDK's provider, with the `NewTraceSampling` of its sampler for the server spans to use and
+    the `SampledSpans` of each of the project's tracers (both None where the SDK is disabled)."""
 
     def __init__(self, config: ObservabilityConfig, resource: Resource) -> None:
         skipped = config.access_log_excluded_paths
-        new_traces: NewTraceSampling | None = NewTraceSampling(
-            config.traces_sampler, config.traces_sampler_arg, skipped, HandedTraceIds())
-        if new_traces.samples_every_trace:
-            new_traces = None
-        super().__init__(resource=resource, id_generator=new_traces.ids if new_traces else RandomIdGenerator(),
+        super().__init__(resource=resource, id_generator=RandomIdGenerator(),
                          sampler=build_sampler(config.traces_sampler, config.traces_sampler_arg, skipped))
-        self.new_traces = None if self._disabled else new_traces
+        self.new_traces = None if self._disabled else NewTraceSampling(
+            config.traces_sampler, config.traces_sampler_arg, skipped, self.id_generator)
         # The paths its sampler drops the server spans of: of a server span's attributes, the one it reads.
         self.skipped_paths = frozenset(skipped)
+        # `SkipPaths` drops server spans only; the child of a sampled span is sampled by the rest.
+        self._follows_sampled_parent = config.traces_sampler.startswith("parentbased_") or (
+            config.traces_sampler == "always_on")
+        self._sampled_spans: dict[str, SampledSpans | None] = {}
+
+    def sampled_spans(self, scope: str) -> SampledSpans | None:
+        """What starts the spans of tracer `scope` that are known to be sampled (`observability.sdk_span`)."""
+        if scope not in self._sampled_spans:  # a disabled SDK's tracer is a no-op one: None
+            self._sampled_spans[scope] = SampledSpans.for_tracer(
+                self.get_tracer(scope), follows_sampled_parent=self._follows_sampled_parent)
+        return self._sampled_spans[scope]
 
 
 def _request_path(attributes: Attributes) -> object:

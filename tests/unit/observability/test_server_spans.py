@@ -14,18 +14,20 @@ from typing import Any
 import pytest
 from flask import Flask
 from opentelemetry.context import Context
+from opentelemetry.sdk import trace as sdk_trace
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ParentBased, Sampler, SamplingResult
 from opentelemetry.trace import Link, SpanKind, TraceState
 from opentelemetry.util.types import Attributes
 
 from observability.config import ObservabilityConfig
 from observability.request_id import init_request_id
+from observability.sdk_span import SampledSpans
 from observability.server_spans import ServerSpans
 from observability.tracing import (
-    HandedTraceIds,
     NewTraceSampling,
     ProcessTracerProvider,
     SkipPaths,
@@ -163,19 +165,28 @@ def test_unsampled_requests_stop_at_the_attributes_the_sampler_reads(monkeypatch
     assert not span.is_recording() and span.get_span_context().is_valid  # a trace id for the logs all the same
 
 
-class _CountingTracer:
-    """A tracer that counts the spans the SDK was asked to start."""
+class _CountingStarts:
+    """Counts the spans started through the SDK's tracer, which asks the sampler, and those started
+    as sampled already (`SampledSpans`), which does not."""
 
-    def __init__(self, tracer: Any) -> None:
-        self.tracer, self.started = tracer, 0
+    def __init__(self, monkeypatch) -> None:
+        self.by_tracer = self.sampled = 0
+        by_tracer, sampled = sdk_trace.Tracer.start_span, SampledSpans.start_root
 
-    def start_span(self, *args: Any, **kwargs: Any) -> Any:
-        self.started += 1
-        return self.tracer.start_span(*args, **kwargs)
+        def count_by_tracer(tracer, *args: Any, **kwargs: Any) -> Any:
+            self.by_tracer += 1
+            return by_tracer(tracer, *args, **kwargs)
+
+        def count_sampled(spans, *args: Any, **kwargs: Any) -> Any:
+            self.sampled += 1
+            return sampled(spans, *args, **kwargs)
+
+        monkeypatch.setattr(sdk_trace.Tracer, "start_span", count_by_tracer)
+        monkeypatch.setattr(SampledSpans, "start_root", count_sampled)
 
 
 def _new_trace_app(monkeypatch, sampler: str, argument: str = "") -> tuple[Flask, InMemorySpanExporter,
-                                                                            _CountingTracer, list[Any]]:
+                                                                            _CountingStarts, list[Any]]:
     """A Flask app whose server spans come from the process's own provider (`start_provider`'s kind),
     made global for the test; the view keeps the span current in it."""
     from opentelemetry import trace
@@ -185,11 +196,9 @@ def _new_trace_app(monkeypatch, sampler: str, argument: str = "") -> tuple[Flask
     exported = InMemorySpanExporter()
     provider.add_span_processor(SimpleSpanProcessor(exported))
     monkeypatch.setattr(trace, "get_tracer_provider", lambda: provider)
-    server_spans_ = ServerSpans()
-    counting = _CountingTracer(provider.get_tracer("test"))
-    monkeypatch.setattr(server_spans_, "_tracer", counting)
+    counting = _CountingStarts(monkeypatch)
     app = Flask("new-traces")
-    init_request_id(app, True, server_spans_)
+    init_request_id(app, True, ServerSpans())
     current: list[Any] = []
 
     @app.get("/items/<int:item_id>")
@@ -205,12 +214,13 @@ def test_new_traces_are_decided_once_and_the_unsampled_ones_never_reach_the_sdk(
     client = app.test_client()
     for number in range(200):
         assert client.get(f"/items/{number}").status_code == 200
-    rule = NewTraceSampling("parentbased_traceidratio", "0.5", (), HandedTraceIds())
+    rule = NewTraceSampling("parentbased_traceidratio", "0.5", (), RandomIdGenerator())
     seen = [span.get_span_context() for span in current]
     sampled = {c.trace_id for c in seen if rule.sampled(c.trace_id, "/items/1")}
     recorded = {span.context.trace_id for span in exported.get_finished_spans()}
     assert recorded == sampled and 0 < len(sampled) < 200  # decided by the trace id each request shows
-    assert counting.started == len(sampled)  # the SDK started only the spans it records
+    # Only the spans it records reach the SDK, which does not ask its sampler again.
+    assert (counting.sampled, counting.by_tracer) == (len(sampled), 0)
     # What the SDK itself makes of a request it does not sample.
     reference = TracerProvider(sampler=ALWAYS_OFF).get_tracer("reference").start_span("GET", Context(), SpanKind.SERVER)
     expected = reference.get_span_context()
@@ -225,7 +235,8 @@ def test_new_traces_are_decided_once_and_the_unsampled_ones_never_reach_the_sdk(
 
 def test_the_process_sampler_is_shown_a_request_only_when_its_path_is_dropped(monkeypatch) -> None:
     # Whatever the sampler is shown, the SDK checks and copies onto the span; the process's own
-    # sampler reads the path alone, so a request it keeps has all its attributes set after.
+    # sampler reads the path alone, so a request it keeps has all its attributes set after. (Only
+    # requests that carry a trace context are the sampler's to decide: the others, `NewTraceSampling`'s.)
     shown: list[dict[str, Any]] = []
     asked = SkipPaths.should_sample
 
@@ -237,8 +248,9 @@ def test_the_process_sampler_is_shown_a_request_only_when_its_path_is_dropped(mo
     app, exported, _, _ = _new_trace_app(monkeypatch, "parentbased_always_on")
     app.get("/healthz")(lambda: "ok")
     client = app.test_client()
-    assert client.get("/items/7?q=1").status_code == 200
-    assert client.get("/healthz").status_code == 200
+    caller = {"traceparent": pairs.SAMPLED_PARENT}
+    assert client.get("/items/7?q=1", headers=caller).status_code == 200
+    assert client.get("/healthz", headers=caller).status_code == 200
     assert shown == [{}, {"http.request.method": "GET", "url.path": "/healthz", "http.route": "/healthz"}]
     (span,) = exported.get_finished_spans()  # the probe's was dropped
     assert list(span.attributes)[:4] == ["http.request.method", "url.path", "http.route", "url.scheme"]
@@ -249,12 +261,12 @@ def test_requests_that_carry_a_trace_context_are_left_to_the_sdk(monkeypatch) ->
     app, exported, counting, current = _new_trace_app(monkeypatch, "parentbased_always_off")
     client = app.test_client()
     assert client.get("/items/1").status_code == 200
-    assert counting.started == 0 and not current[-1].is_recording()
+    assert (counting.sampled, counting.by_tracer) == (0, 0) and not current[-1].is_recording()
     assert client.get("/items/2", headers={"traceparent": pairs.SAMPLED_PARENT}).status_code == 200
     (span,) = exported.get_finished_spans()  # the caller sampled it: the parent decides
-    assert span.parent.span_id == int(INBOUND_PARENT_SPAN, 16) and counting.started == 1
+    assert span.parent.span_id == int(INBOUND_PARENT_SPAN, 16) and counting.by_tracer == 1
     assert client.get("/items/3", headers={"baggage": "tenant=t1"}).status_code == 200
-    assert counting.started == 2  # baggage alone: extracted by the SDK's path, as before
+    assert (counting.sampled, counting.by_tracer) == (0, 2)  # baggage alone: extracted by the SDK's path, as before
 
 
 def test_the_switch_goes_back_to_the_upstream_instrumentation(make_config, spans) -> None:

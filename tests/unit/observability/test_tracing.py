@@ -11,8 +11,8 @@ from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON, Decision, Pa
 from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, TraceFlags
 
 from observability.config import ObservabilityConfig
+from observability.sdk_span import SampledSpans
 from observability.tracing import (
-    HandedTraceIds,
     NewTraceSampling,
     ProcessTracerProvider,
     SkipPaths,
@@ -68,8 +68,8 @@ def test_other_spans_are_left_to_the_configured_sampler(kind, attributes) -> Non
 def test_a_new_trace_is_decided_as_the_sdks_sampler_decides_it(name, argument) -> None:
     skipped = ("/healthz",)
     sampler = build_sampler(name, argument, skipped)
-    new_traces = NewTraceSampling(name, argument, skipped, HandedTraceIds())
     ids = RandomIdGenerator()
+    new_traces = NewTraceSampling(name, argument, skipped, ids)
     limit, bound = TraceIdRatioBased.TRACE_ID_LIMIT, new_traces._bound
     edges = [bound + step for step in (-1, 0) if 0 < bound + step <= limit]  # either side of the ratio's bound
     verdicts = set()
@@ -79,41 +79,25 @@ def test_a_new_trace_is_decided_as_the_sdks_sampler_decides_it(name, argument) -
             assert new_traces.sampled(trace_id, path) is result.decision.is_sampled(), (hex(trace_id), path)
             verdicts.add(result.decision.is_sampled())
     assert verdicts == ({False} if name.endswith("always_off") or argument == "0" else {True, False})
-    assert new_traces.samples_every_trace is (name.endswith("always_on") or argument == "1")
 
 
-def test_the_provider_decides_new_traces_itself_only_where_that_spares_work(monkeypatch) -> None:
+def test_the_provider_decides_new_traces_and_starts_sampled_spans_itself_unless_the_sdk_is_disabled(
+        monkeypatch) -> None:
     def provider(sampler: str, argument: str = "") -> ProcessTracerProvider:
         config = ObservabilityConfig(traces_sampler=sampler, traces_sampler_arg=argument)
         return ProcessTracerProvider(config, process_resource(config))
 
     ratio = provider("parentbased_traceidratio", "0.1")
-    assert isinstance(ratio.new_traces, NewTraceSampling) and ratio.id_generator is ratio.new_traces.ids
-    assert provider("parentbased_always_off").new_traces is not None
-    assert provider("parentbased_always_on").new_traces is None  # every trace is the SDK's anyway
-    assert provider("traceidratio", "1").new_traces is None
+    assert isinstance(ratio.new_traces, NewTraceSampling) and ratio.new_traces.ids is ratio.id_generator
+    spans = ratio.sampled_spans("scope")
+    assert isinstance(spans, SampledSpans) and spans.follows_sampled_parent
+    assert ratio.sampled_spans("scope") is spans  # made once per tracer
+    for sampler, follows in [("parentbased_always_off", True), ("always_on", True), ("traceidratio", False),
+                             ("always_off", False)]:
+        assert provider(sampler, "0.5").sampled_spans("scope").follows_sampled_parent is follows, sampler
     monkeypatch.setenv("OTEL_SDK_DISABLED", "true")
-    assert provider("parentbased_traceidratio", "0.1").new_traces is None
-
-
-def test_a_handed_trace_id_goes_to_the_next_root_span_only() -> None:
-    ids = HandedTraceIds()
-    ids.hand_over(0x5EED)
-    assert ids.generate_trace_id() == 0x5EED
-    assert ids.generate_trace_id() not in {0x5EED, 0}
-    ids.hand_over(0xF00D)
-    assert _on_another_thread(ids.generate_trace_id) != 0xF00D  # another thread's root span draws its own
-    assert ids.generate_trace_id() == 0xF00D
-
-
-def _on_another_thread(function):
-    import threading
-
-    result = []
-    thread = threading.Thread(target=lambda: result.append(function()))
-    thread.start()
-    thread.join()
-    return result[0]
+    disabled = provider("parentbased_traceidratio", "0.1")
+    assert disabled.new_traces is None and disabled.sampled_spans("scope") is None
 
 
 @pytest.fixture
