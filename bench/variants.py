@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 BARE = "bare"
 SEED = "seed"
 OTEL = "otel"  # a peer beside the project's variants: OpenTelemetry's own instrumentation alone
-SDK_FLOOR = "sdk-floor"  # the least any OpenTelemetry SDK span costs: a bound, not a peer
+SDK_FLOOR = "sdk-floor"  # the least a span through the OpenTelemetry SDK's tracer costs: a bound, not a peer
 
 
 @dataclass(frozen=True)
