@@ -8,9 +8,9 @@ reads (method, path, route) and adds the rest only to a span that records. A req
 trace context starts a new trace, which the process's sampler decides by its path and trace id alone
 (`tracing.NewTraceSampling`): one it does not sample gets the SDK's non-recording span without any of
 the SDK's work, 46 % fewer instructions than its trace context cost (bench/README.md), and one it
-samples the SDK's span without the SDK's tracer asking the sampler again (`sdk_span.SampledSpans`). Its spans are
-checked against the upstream instrumentation's for the same requests (tests/unit/observability/
-test_server_spans.py); `TRACE_SERVER_SPANS=upstream` switches back to it.
+samples the SDK's span without the SDK's tracer asking the sampler again (`sdk_span.SampledSpans`).
+Its spans are checked against the upstream instrumentation's for the same requests
+(tests/unit/observability/test_server_spans.py); `TRACE_SERVER_SPANS=upstream` switches back to it.
 
 Stable HTTP semantic conventions. Two deliberate differences from upstream 0.66: a request no route
 matched is named by its method alone (upstream appends the path, one span name per scanned URL), and

@@ -15,14 +15,15 @@ from typing import Any
 
 from flask import Flask
 from opentelemetry import propagate, trace
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from observability import ObservabilityConfig
 from observability.request_id import init_request_id
 from observability.server_spans import ServerSpans
-from observability.tracing import build_sampler, use_stable_http_conventions
+from observability.tracing import ProcessTracerProvider, use_stable_http_conventions
 from sandbox.net import free_port
 from tests.support.demo_app import build_demo_app
 
@@ -120,7 +121,10 @@ def _drive(app: Flask, exporter: InMemorySpanExporter,
 def main() -> None:
     use_stable_http_conventions()
     exporter = InMemorySpanExporter()
-    provider = TracerProvider(sampler=build_sampler("parentbased_always_on", "", ("/healthz", "/readyz")))
+    # The product's provider: new traces are decided and started as in production.
+    provider = ProcessTracerProvider(ObservabilityConfig(traces_sampler="parentbased_always_on",
+                                                         access_log_excluded_paths=("/healthz", "/readyz")),
+                                     Resource.create({}))
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     trace.set_tracer_provider(provider)
     pairs = {

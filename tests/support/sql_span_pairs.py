@@ -18,15 +18,17 @@ from typing import Any
 
 from opentelemetry import trace
 from opentelemetry.instrumentation.utils import suppress_instrumentation
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 from sqlalchemy import URL, Connection, Engine, create_engine, make_url, text
 from sqlalchemy.exc import DBAPIError
 
+from observability.config import ObservabilityConfig
 from observability.sql_spans import SqlSpans
-from observability.tracing import build_sampler, use_stable_http_conventions
+from observability.tracing import ProcessTracerProvider, use_stable_http_conventions
 
 TABLE = "sql_span_pairs"
 UNSAMPLED_PARENT = SpanContext(0x4BF92F3577B34DA6A3CE929D0E0E4736, 0x00F067AA0BA902B7, is_remote=True,
@@ -159,7 +161,8 @@ def main() -> None:
     postgres_url = sys.argv[4] if len(sys.argv) > 4 else None
     use_stable_http_conventions()
     exporter = InMemorySpanExporter()
-    provider = TracerProvider(sampler=build_sampler("parentbased_always_on", ""))
+    # The product's provider: a sampled parent's statements are started as in production.
+    provider = ProcessTracerProvider(ObservabilityConfig(traces_sampler="parentbased_always_on"), Resource.create({}))
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     trace.set_tracer_provider(provider)
     produced = {}
