@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from flask import Flask
+from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.sdk import trace as sdk_trace
 from opentelemetry.sdk.trace import TracerProvider
@@ -145,6 +146,8 @@ class _RecordingSampler(Sampler):
 def test_unsampled_requests_stop_at_the_attributes_the_sampler_reads(monkeypatch) -> None:
     sampler = _RecordingSampler()
     provider = TracerProvider(sampler=sampler)
+    # A provider of its own, made global: the process's would decide a new trace without any sampler.
+    monkeypatch.setattr(trace, "get_tracer_provider", lambda: provider)
     spans = ServerSpans()
     monkeypatch.setattr(spans, "_tracer", provider.get_tracer("test"))
     app = Flask("unsampled")
