@@ -87,12 +87,13 @@ class SampledSpans:
         flags = _SAMPLED_RANDOM if self._random_trace_ids else _SAMPLED
         return self._start(name, kind, SpanContext(trace_id, self._generate_span_id(), False, flags), None, context)
 
-    def start_child(self, name: str, kind: SpanKind, parent: SpanContext, context: Context | None = None) -> trace.Span:
-        """A span under `parent`, a valid and sampled span's context, where `follows_sampled_parent`;
-        with the parent's trace state, as a parent-based or always-on sampler returns it."""
+    def start_child(self, name: str, kind: SpanKind, parent: SpanContext) -> trace.Span:
+        """A span under `parent`, the current span's context (valid and sampled), where
+        `follows_sampled_parent`; with the parent's trace state, as a parent-based or always-on
+        sampler returns it."""
         flags = _SAMPLED_RANDOM if parent.trace_flags.random_trace_id else _SAMPLED
         span_context = SpanContext(parent.trace_id, self._generate_span_id(), False, flags, parent.trace_state)
-        return self._start(name, kind, span_context, parent, context)
+        return self._start(name, kind, span_context, parent, None)  # `start_span` given no context
 
     def _start(self, name: str, kind: SpanKind, span_context: SpanContext, parent: SpanContext | None,
                context: Context | None) -> trace.Span:
@@ -103,3 +104,20 @@ class SampledSpans:
                          *self._processor_to_scope)
         span.start(None, context)
         return span
+
+
+class ProvidersSampledSpans:
+    """The installed provider's `SampledSpans` for one tracer scope, asked again only when another
+    provider is installed (it is created after fork); None for a provider other than the process's own."""
+
+    def __init__(self, scope: str) -> None:
+        self._scope = scope
+        self._known: tuple[object, SampledSpans | None] = (None, None)
+
+    def of(self, provider: object) -> SampledSpans | None:
+        known, spans = self._known
+        if provider is not known:
+            sampled_spans = getattr(provider, "sampled_spans", None)
+            spans = sampled_spans(self._scope) if sampled_spans is not None else None
+            self._known = (provider, spans)
+        return spans

@@ -29,7 +29,7 @@ from opentelemetry.instrumentation.wsgi import wsgi_getter  # reads traceparent 
 from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, Status, StatusCode
 
 from observability.context import RequestContext
-from observability.sdk_span import set_plain_attributes
+from observability.sdk_span import ProvidersSampledSpans, set_plain_attributes
 
 if TYPE_CHECKING:
     from observability.sdk_span import SampledSpans
@@ -53,7 +53,7 @@ class ServerSpans:
         self._tracer = trace.get_tracer(__name__)
         self._commenter_framework = f"flask:{flask_version}" if sql_commenter else None
         self._context_keys: tuple[object, tuple[str, ...]] = (None, ())  # (propagator, the environ keys it reads)
-        self._new_trace: tuple[object, tuple[NewTraceSampling, SampledSpans] | None] = (None, None)  # per provider
+        self._sampled_spans = ProvidersSampledSpans(__name__)
 
     def start(self, ctx: RequestContext, req: Request) -> None:
         environ = req.environ
@@ -61,9 +61,11 @@ class ServerSpans:
         carries_trace_context = self._carries_trace_context(environ)
         sampled_root = None
         if not carries_trace_context and self._commenter_framework is None:
-            new_trace = self._new_trace_sampling(provider)
-            if new_trace is not None:
-                sampled_root = _decide_new_trace(ctx, environ, *new_trace)
+            # The process's own provider decides a new trace and starts its span itself.
+            new_traces = getattr(provider, "new_traces", None)
+            spans = self._sampled_spans.of(provider) if new_traces is not None else None
+            if spans is not None:
+                sampled_root = _decide_new_trace(ctx, environ, new_traces, spans)
                 if sampled_root is None:
                     return  # not sampled: its non-recording span is current
         raw_method = environ.get("REQUEST_METHOD", "")
@@ -107,17 +109,6 @@ class ServerSpans:
             keys = tuple(f"HTTP_{field.upper().replace('-', '_')}" for field in propagator.fields)
             self._context_keys = (propagator, keys)
         return not environ.keys().isdisjoint(keys)
-
-    def _new_trace_sampling(self, provider: object) -> tuple[NewTraceSampling, SampledSpans] | None:
-        """How the process's own provider decides and starts a new trace's server span itself; None
-        for another provider, and where the SDK is disabled or its span cannot be started directly."""
-        known, new_trace = self._new_trace
-        if provider is not known:
-            new_traces = getattr(provider, "new_traces", None)
-            spans = provider.sampled_spans(__name__) if new_traces is not None else None  # type: ignore[attr-defined]
-            new_trace = (new_traces, spans) if spans is not None else None
-            self._new_trace = (provider, new_trace)
-        return new_trace
 
     def finish(self, ctx: RequestContext, response: Response) -> None:
         span = ctx.span

@@ -41,7 +41,7 @@ from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 
-from observability.sdk_span import SampledSpans, set_plain_attributes
+from observability.sdk_span import ProvidersSampledSpans, set_plain_attributes
 from observability.statement_hooks import Execute, add_statement_hook
 
 _SPAN = "_observability_sql_span"  # on a failed statement's execution context, for `_fail`
@@ -55,7 +55,7 @@ class SqlSpans:
     def __init__(self, engine: Engine, *, sql_commenter: bool = False, parent_decides: bool = False) -> None:
         # A proxy until this process's provider exists (it is created after fork).
         self._tracer = trace.get_tracer(__name__)
-        self._sampled: tuple[object, SampledSpans | None] = (None, None)  # per provider
+        self._sampled_spans = ProvidersSampledSpans(__name__)
         # With a parent-based sampler, a statement under a span that was not sampled is not sampled
         # either: then no span is started at all, rather than one the sampler is asked to drop.
         self._parent_decides = parent_decides
@@ -153,18 +153,10 @@ class SqlSpans:
 
     def _start_span(self, name: str, parent: SpanContext) -> trace.Span:
         if parent.is_valid and parent.trace_flags.sampled:
-            spans = self._sampled_spans(trace.get_tracer_provider())
+            spans = self._sampled_spans.of(trace.get_tracer_provider())
             if spans is not None and spans.follows_sampled_parent:  # sampled already, as the sampler would say
                 return spans.start_child(name, SpanKind.CLIENT, parent)
         return self._tracer.start_span(name, kind=SpanKind.CLIENT)
-
-    def _sampled_spans(self, provider: object) -> SampledSpans | None:
-        known, spans = self._sampled
-        if provider is not known:
-            sampled_spans = getattr(provider, "sampled_spans", None)  # the process's own provider's
-            spans = sampled_spans(__name__) if sampled_spans is not None else None
-            self._sampled = (provider, spans)
-        return spans
 
 
 def _with_comment(span: trace.Span, statement: str, tags: dict[str, str]) -> str:
